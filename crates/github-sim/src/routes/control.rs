@@ -1,0 +1,246 @@
+//! The control API under `/_sim` (no auth, not counted): jobs, runners, stats, faults, webhooks.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::error::GitHubError;
+use crate::faults::{ActiveFault, FaultSpec};
+use crate::routes::GhJson;
+use crate::world::{Job, NewJob, World};
+
+/// The `/_sim` routes (nested by the caller).
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/jobs", post(create_job).get(list_jobs))
+        .route("/jobs/{id}", get(get_job))
+        .route("/jobs/{id}/cancel", post(cancel_job))
+        .route("/runners", get(list_runners))
+        .route("/stats", get(get_stats))
+        .route(
+            "/faults",
+            post(create_fault).get(list_faults).delete(clear_faults),
+        )
+        .route("/webhooks", post(control_webhooks).get(list_deliveries))
+}
+
+fn invalid(message: impl Into<String>) -> GitHubError {
+    GitHubError::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+}
+
+fn rfc3339(at: Option<DateTime<Utc>>) -> Value {
+    at.map_or(Value::Null, |t| {
+        Value::String(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    })
+}
+
+fn job_view(world: &World, job: &Job) -> Value {
+    json!({
+        "id": job.id,
+        "run_id": job.run_id,
+        "repository": world.repos.get(&job.repo_key).map(|r| r.full_name()),
+        "name": job.name,
+        "labels": job.labels,
+        "status": job.status.as_str(),
+        "conclusion": job.conclusion,
+        "runner_id": job.runner_id,
+        "runner_name": job.runner_name,
+        "queued_at": rfc3339(Some(job.created_at)),
+        "started_at": rfc3339(job.started_at),
+        "completed_at": rfc3339(job.completed_at),
+    })
+}
+
+/// `POST /_sim/jobs` `{"repository","labels","duration_ms","conclusion","name"?,"run_id"?}` → 201 `{"id","run_id"}`.
+async fn create_job(
+    State(state): State<AppState>,
+    GhJson(body): GhJson,
+) -> Result<Response, GitHubError> {
+    let repository = body["repository"]
+        .as_str()
+        .ok_or_else(|| invalid("repository must be a string \"OWNER/NAME\""))?
+        .to_owned();
+    let labels = body["labels"]
+        .as_array()
+        .ok_or_else(|| invalid("labels must be an array of strings"))?
+        .iter()
+        .map(|l| l.as_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| invalid("labels must be an array of strings"))?;
+    let duration_ms = match &body["duration_ms"] {
+        Value::Null => 0,
+        value => value
+            .as_u64()
+            .ok_or_else(|| invalid("duration_ms must be a non-negative integer"))?,
+    };
+    let conclusion = match &body["conclusion"] {
+        Value::Null => "success".to_owned(),
+        value => value
+            .as_str()
+            .ok_or_else(|| invalid("conclusion must be a string"))?
+            .to_owned(),
+    };
+    let name = match &body["name"] {
+        Value::Null => None,
+        value => Some(
+            value
+                .as_str()
+                .ok_or_else(|| invalid("name must be a string"))?
+                .to_owned(),
+        ),
+    };
+    let run_id = match &body["run_id"] {
+        Value::Null => None,
+        value => Some(
+            value
+                .as_u64()
+                .ok_or_else(|| invalid("run_id must be an integer"))?,
+        ),
+    };
+    let (id, run_id) = state
+        .world()
+        .create_job(NewJob {
+            repository,
+            labels,
+            duration_ms,
+            conclusion,
+            name,
+            run_id,
+        })
+        .map_err(invalid)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "run_id": run_id})),
+    )
+        .into_response())
+}
+
+/// `GET /_sim/jobs` → every job, oldest first.
+async fn list_jobs(State(state): State<AppState>) -> Json<Value> {
+    let world = state.world();
+    Json(Value::Array(
+        world.jobs.values().map(|j| job_view(&world, j)).collect(),
+    ))
+}
+
+/// `GET /_sim/jobs/{id}`.
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, GitHubError> {
+    let world = state.world();
+    let job = world.jobs.get(&id).ok_or_else(GitHubError::not_found)?;
+    Ok(Json(job_view(&world, job)))
+}
+
+/// `POST /_sim/jobs/{id}/cancel` → 202 with the job as it is now.
+async fn cancel_job(
+    State(state): State<AppState>,
+    Path(id): Path<u64>,
+) -> Result<Response, GitHubError> {
+    let mut world = state.world();
+    if !world.cancel_job(id) {
+        return Err(GitHubError::not_found());
+    }
+    let view = job_view(&world, &world.jobs[&id]);
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+/// `GET /_sim/runners` → every runner of every scope.
+async fn list_runners(State(state): State<AppState>) -> Json<Value> {
+    let world = state.world();
+    let runners = world
+        .runners
+        .values()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "name": r.name,
+                "scope": world.scope_label(&r.scope),
+                "status": if r.session.is_some() { "online" } else { "offline" },
+                "busy": r.job_id.is_some(),
+                "labels": r.labels.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>(),
+                "jit_used": r.jit_used,
+                "connected": r.session.is_some(),
+                "job_id": r.job_id,
+            })
+        })
+        .collect();
+    Json(Value::Array(runners))
+}
+
+/// `GET /_sim/stats`.
+async fn get_stats(State(state): State<AppState>) -> Json<Value> {
+    let mut world = state.world();
+    let rate = world.rate.snapshot("token#0");
+    let hooks = &world.webhooks;
+    Json(json!({
+        "api_calls_total": world.stats.api_calls_total,
+        "api_calls": world.stats.api_calls,
+        "not_modified": world.stats.not_modified,
+        "rate_limit": {"limit": rate.limit, "used": rate.used, "remaining": rate.remaining, "reset": rate.reset},
+        "webhooks": {"sent": hooks.sent, "failed": hooks.failed, "dropped": hooks.dropped, "duplicated": hooks.duplicated},
+    }))
+}
+
+/// `POST /_sim/faults` → 201 with the fault as stored.
+async fn create_fault(
+    State(state): State<AppState>,
+    GhJson(body): GhJson,
+) -> Result<Response, GitHubError> {
+    let spec: FaultSpec = serde_json::from_value(body).map_err(|e| invalid(e.to_string()))?;
+    spec.validate().map_err(invalid)?;
+    let fault = ActiveFault {
+        remaining: spec.count,
+        spec,
+    };
+    let view = serde_json::to_value(&fault).unwrap_or_default();
+    state.world().faults.active.push(fault);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `GET /_sim/faults` → active faults.
+async fn list_faults(State(state): State<AppState>) -> Json<Value> {
+    Json(serde_json::to_value(&state.world().faults.active).unwrap_or_default())
+}
+
+/// `DELETE /_sim/faults` → 204.
+async fn clear_faults(State(state): State<AppState>) -> StatusCode {
+    state.world().faults.active.clear();
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_sim/webhooks` `{"drop_next": N}` and/or `{"duplicate_next": N}` → 200 with the switches.
+async fn control_webhooks(
+    State(state): State<AppState>,
+    GhJson(body): GhJson,
+) -> Result<Json<Value>, GitHubError> {
+    let read = |key: &str| match &body[key] {
+        Value::Null => Ok(None),
+        value => value
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| invalid(format!("{key} must be a non-negative integer"))),
+    };
+    let (drop_next, duplicate_next) = (read("drop_next")?, read("duplicate_next")?);
+    let mut world = state.world();
+    if let Some(n) = drop_next {
+        world.webhooks.drop_next = n;
+    }
+    if let Some(n) = duplicate_next {
+        world.webhooks.duplicate_next = n;
+    }
+    Ok(Json(
+        json!({"drop_next": world.webhooks.drop_next, "duplicate_next": world.webhooks.duplicate_next}),
+    ))
+}
+
+/// `GET /_sim/webhooks` → every delivery attempt, in order.
+async fn list_deliveries(State(state): State<AppState>) -> Json<Value> {
+    Json(serde_json::to_value(&state.world().webhooks.log).unwrap_or_default())
+}

@@ -1,0 +1,150 @@
+//! Start-up and shutdown: binds the listener, starts the background tasks, [`RunningSim`].
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{AppState, app};
+use crate::config::SimConfig;
+use crate::webhooks::{Outbox, deliver_all};
+use crate::world::World;
+
+/// A running simulator; dropping it leaves the tasks running, [`RunningSim::shutdown`] stops them.
+#[derive(Debug)]
+pub struct RunningSim {
+    addr: SocketAddr,
+    public_url: String,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningSim {
+    /// The bound address (port 0 resolved).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The API base URL, `http://ADDR` (the GHES form is this plus `/api/v3`).
+    pub fn url(&self) -> String {
+        format!("http://{}", reachable(self.addr))
+    }
+
+    /// The URL runner stand-ins use (from `--public-url`, else [`RunningSim::url`]).
+    pub fn public_url(&self) -> String {
+        self.public_url.clone()
+    }
+
+    /// Stops serving, ends long polls and background tasks, and waits for them.
+    pub async fn shutdown(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// An unspecified listen address is reached through loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+/// Binds `config.listen` and serves the simulator in background tasks.
+///
+/// # Errors
+/// The address cannot be bound, or a `--repo`/`--org` value is malformed (`InvalidInput`).
+pub async fn spawn(config: SimConfig) -> io::Result<RunningSim> {
+    let listener = TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let api_url = format!("http://{}", reachable(addr));
+    let public_url = config.public_url.as_deref().map_or_else(
+        || api_url.clone(),
+        |u| {
+            u.trim_end_matches('/')
+                .replace("{port}", &addr.port().to_string())
+        },
+    );
+    let (outbox, receiver) = match config.webhook_url {
+        Some(_) => {
+            let (outbox, receiver) = Outbox::channel();
+            (outbox, Some(receiver))
+        }
+        None => (Outbox::disabled(), None),
+    };
+    let mut world = World::new(
+        &config.orgs,
+        &config.repos,
+        config.rate_limit_per_hour,
+        api_url,
+        outbox,
+    )
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    if let Some(url) = &config.webhook_url {
+        world.emit_ping(url);
+    }
+    let world = Arc::new(Mutex::new(world));
+    let offline_after = Duration::from_millis(config.runner_offline_after_ms.max(100));
+    let cancel = CancellationToken::new();
+    let state = AppState {
+        world: world.clone(),
+        tokens: Arc::new(config.tokens.clone()),
+        public_url: public_url.clone().into(),
+        poll_max: (offline_after / 2).min(Duration::from_secs(5)),
+        cancel: cancel.clone(),
+    };
+
+    let mut tasks = Vec::new();
+    let shutdown = cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, app(state))
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(error) = served {
+            tracing::error!(%error, "server failed");
+        }
+    }));
+
+    let reaper_world = world.clone();
+    let reaper_cancel = cancel.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval((offline_after / 10).max(Duration::from_millis(20)));
+        loop {
+            tokio::select! {
+                () = reaper_cancel.cancelled() => return,
+                _ = tick.tick() => {
+                    reaper_world.lock().unwrap_or_else(|e| e.into_inner()).reap(offline_after);
+                }
+            }
+        }
+    }));
+
+    if let (Some(receiver), Some(url)) = (receiver, config.webhook_url.clone()) {
+        tasks.push(tokio::spawn(deliver_all(
+            receiver,
+            world,
+            url,
+            config.webhook_secret.clone(),
+            cancel.clone(),
+        )));
+    }
+
+    tracing::info!(%addr, %public_url, "github-sim started");
+    Ok(RunningSim {
+        addr,
+        public_url,
+        cancel,
+        tasks,
+    })
+}

@@ -1,0 +1,196 @@
+//! Shared test set-up: a running simulator, an authenticated client, polling with deadlines.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use github_sim::{RunningSim, SimConfig, spawn};
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+pub(crate) const TOKEN: &str = "test-token";
+pub(crate) const REPO: &str = "/repos/octo/app";
+pub(crate) const ORG: &str = "/orgs/acme";
+
+/// A simulator with `octo/app` (user-owned), organization `acme` with `acme/web`.
+pub(crate) struct TestSim {
+    pub(crate) sim: RunningSim,
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
+}
+
+fn init_test_log() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        github_sim::telemetry::init_tracing();
+    }
+}
+
+pub(crate) async fn start() -> TestSim {
+    start_with(|_| {}).await
+}
+
+pub(crate) async fn start_with(configure: impl FnOnce(&mut SimConfig)) -> TestSim {
+    init_test_log();
+    let mut config = SimConfig::for_tests(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.repos = vec!["octo/app".into(), "acme/web".into()];
+    config.orgs = vec!["acme".into()];
+    configure(&mut config);
+    let sim = spawn(config).await.expect("simulator starts");
+    let base = sim.url();
+    TestSim {
+        sim,
+        client: reqwest::Client::new(),
+        base,
+    }
+}
+
+impl TestSim {
+    /// An authenticated GitHub-surface request.
+    pub(crate) fn gh(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .header("accept", "application/vnd.github+json")
+    }
+
+    /// A control/other request without auth.
+    pub(crate) fn raw(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Registers a JIT runner at `scope` (e.g. [`REPO`]); returns (runner id, encoded config).
+    pub(crate) async fn jit(&self, scope: &str, name: &str, labels: &[&str]) -> (u64, String) {
+        let response = self
+            .gh(
+                Method::POST,
+                &format!("{scope}/actions/runners/generate-jitconfig"),
+            )
+            .json(&json!({"name": name, "runner_group_id": 1, "labels": labels}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["runner"]["id"].as_u64().unwrap(),
+            body["encoded_jit_config"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Queues a job through the control API; returns (job id, run id).
+    pub(crate) async fn job(
+        &self,
+        repository: &str,
+        labels: &[&str],
+        duration_ms: u64,
+    ) -> (u64, u64) {
+        let response = self
+            .raw(Method::POST, "/_sim/jobs")
+            .json(&json!({"repository": repository, "labels": labels, "duration_ms": duration_ms, "conclusion": "success"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        (
+            body["id"].as_u64().unwrap(),
+            body["run_id"].as_u64().unwrap(),
+        )
+    }
+
+    pub(crate) async fn sim_job(&self, id: u64) -> Value {
+        self.raw(Method::GET, &format!("/_sim/jobs/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The `/_sim/runners` entry of runner `id`, if it still exists.
+    pub(crate) async fn sim_runner(&self, id: u64) -> Option<Value> {
+        let runners: Vec<Value> = self
+            .raw(Method::GET, "/_sim/runners")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        runners.into_iter().find(|r| r["id"] == id)
+    }
+
+    pub(crate) async fn stats(&self) -> Value {
+        self.raw(Method::GET, "/_sim/stats")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until runner `id` is connected.
+    pub(crate) async fn wait_online(&self, id: u64) {
+        wait_for("runner online", Duration::from_secs(10), || async {
+            self.sim_runner(id)
+                .await
+                .filter(|r| r["status"] == "online")
+                .map(|_| ())
+        })
+        .await;
+    }
+
+    /// Waits until job `id` has `status`.
+    pub(crate) async fn wait_job_status(&self, id: u64, status: &str) -> Value {
+        wait_for(
+            &format!("job {id} {status}"),
+            Duration::from_secs(10),
+            || async {
+                let job = self.sim_job(id).await;
+                (job["status"] == status).then_some(job)
+            },
+        )
+        .await
+    }
+}
+
+/// Polls `check` every 25 ms until it returns `Some`, failing after `timeout`.
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Runs an in-process stand-in for `config` (abort the handle to simulate a killed runner).
+pub(crate) fn stand_in(
+    config: String,
+) -> (
+    tokio::task::JoinHandle<
+        Result<github_sim::stand_in::Outcome, github_sim::stand_in::StandInError>,
+    >,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let secret = secrecy::SecretString::from(config);
+        github_sim::stand_in::run(&secret, async {
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+    });
+    (handle, stop)
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real simulator on 127.0.0.1:0, driven over HTTP.
+
+mod auth_rate;
+mod control;
+mod faults;
+mod helpers;
+mod runners;
+mod runs;
+mod stand_in;
+mod webhooks;
