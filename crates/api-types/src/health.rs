@@ -1,0 +1,101 @@
+//! Health documents: what `/health` of each service reports.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::RunnerState;
+
+/// Overall verdict of a health document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    /// Everything the service needs answers.
+    Ok,
+    /// The service runs but something it needs does not answer; see the parts.
+    Degraded,
+}
+
+/// The Docker engine as the orchestrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DockerHealth {
+    /// Whether the engine answered.
+    pub reachable: bool,
+    /// The engine's version, when it answered.
+    pub version: Option<String>,
+    /// The API version negotiated with it.
+    pub api_version: Option<String>,
+    /// Why it is unreachable.
+    pub error: Option<String>,
+}
+
+/// GitHub as the orchestrator sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GitHubHealth {
+    /// Whether GitHub answered the last call.
+    pub reachable: bool,
+    /// The API base URL in use.
+    pub api_url: String,
+    /// Requests left in the current rate-limit window, when known.
+    pub rate_limit_remaining: Option<i64>,
+    /// When the rate-limit window resets, when known.
+    pub rate_limit_reset: Option<DateTime<Utc>>,
+    /// While set, the orchestrator makes no GitHub call before this time.
+    pub paused_until: Option<DateTime<Utc>>,
+    /// The last error, when the last call failed.
+    pub error: Option<String>,
+}
+
+/// The runner image and its freshness.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RunnerImageHealth {
+    /// The configured `RUNNER_IMAGE`.
+    pub image: String,
+    /// Whether a local copy exists.
+    pub present: bool,
+    /// The local copy's digest (or image id when it has no registry digest).
+    pub digest: Option<String>,
+    /// When the last successful pull finished.
+    pub last_pulled_at: Option<DateTime<Utc>>,
+    /// Why the last pull failed, when it did.
+    pub last_pull_error: Option<String>,
+}
+
+/// `GET /health` of the orchestrator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrchestratorHealth {
+    /// `ok`, or `degraded` when Docker or GitHub does not answer.
+    pub status: HealthStatus,
+    /// The orchestrator's version.
+    pub version: String,
+    /// The Docker engine.
+    pub docker: DockerHealth,
+    /// GitHub.
+    pub github: GitHubHealth,
+    /// The runner image.
+    pub runner_image: RunnerImageHealth,
+    /// How many runners are in each state.
+    pub runners: BTreeMap<RunnerState, usize>,
+    /// The cap on runners alive at once (`MAX_RUNNERS`).
+    pub max_runners: u32,
+}
+
+/// `GET /health` of the gateway, and `GET /api/v1/health` with the
+/// orchestrator's document inside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GatewayHealth {
+    /// `ok`, or `degraded` when the orchestrator is down or degraded.
+    pub status: HealthStatus,
+    /// The gateway's version.
+    pub version: String,
+    /// Whether API keys are required.
+    pub authentication: bool,
+    /// The orchestrator's own health document (only in `/api/v1/health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator: Option<OrchestratorHealth>,
+    /// Why the orchestrator's health could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orchestrator_error: Option<String>,
+}

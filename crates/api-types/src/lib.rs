@@ -1,0 +1,28 @@
+//! The JSON shapes of the orchestrator's HTTP API.
+//!
+//! Both services use these types: the orchestrator serialises them, the
+//! gateway documents them in its OpenAPI document (it proxies the bytes
+//! unchanged). Keeping one definition means the published schema can never
+//! drift from what the orchestrator really sends.
+//!
+//! # Layout
+//! - [`runners`]: a runner as the API shows it, and the create / list / delete
+//!   request shapes.
+//! - [`cleanup`]: the report of a reconcile pass.
+//! - [`health`]: the health documents of the orchestrator and the gateway.
+//! - [`error`]: the one error body every endpoint uses.
+
+pub mod cleanup;
+pub mod error;
+pub mod health;
+pub mod runners;
+
+pub use cleanup::{CleanupReport, RemovalReason, RemovedRunner};
+pub use error::{ErrorBody, ErrorDetail};
+pub use health::{
+    DockerHealth, GatewayHealth, GitHubHealth, HealthStatus, OrchestratorHealth, RunnerImageHealth,
+};
+pub use runners::{
+    CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ListRunnersQuery, Runner,
+    RunnerJob, RunnerList, RunnerState,
+};

@@ -1,0 +1,181 @@
+//! [`ApiError`]: the one error type at the HTTP boundary. Each variant of
+//! the layers below maps to a status and a stable code; 5xx answers say what
+//! failed without internals, and their detail goes to the log.
+
+use std::time::Duration;
+
+use api_types::ErrorBody;
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tracing::{error, warn};
+
+use crate::docker::DockerError;
+use crate::github::GitHubError;
+use crate::runners::FleetError;
+
+/// An error answer: status, code, message, and `Retry-After` where it helps.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// Human-readable message.
+    pub message: String,
+    /// Seconds for `Retry-After` (429/503).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with a status, a code and a message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// 400 for a body or query we cannot read.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    fn with_retry_after(mut self, wait: Duration) -> Self {
+        self.retry_after = Some(wait.as_secs().max(1));
+        self
+    }
+}
+
+impl From<DockerError> for ApiError {
+    fn from(e: DockerError) -> Self {
+        match &e {
+            DockerError::Unavailable { .. } => {
+                warn!(error = %e, "Docker unavailable");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "docker_unavailable",
+                    format!("the Docker engine is not answering; retry shortly ({e})"),
+                )
+                .with_retry_after(Duration::from_secs(5))
+            }
+            _ => {
+                error!(error = %e, "Docker call failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "docker_error", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<GitHubError> for ApiError {
+    fn from(e: GitHubError) -> Self {
+        match &e {
+            GitHubError::Unauthorized => {
+                error!("GitHub rejected the configured token");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "github_unauthorized",
+                    "GitHub rejected the configured token (check GITHUB_TOKEN)",
+                )
+            }
+            GitHubError::NotFound(what) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "github_scope_not_found",
+                format!(
+                    "GitHub knows no {what} that the configured token can see (or the runner group does not exist)"
+                ),
+            ),
+            GitHubError::Forbidden(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "github_forbidden",
+                format!(
+                    "GitHub refused: {message} (does the token have admin rights on the repository or organization?)"
+                ),
+            ),
+            GitHubError::Conflict(message) => ApiError::new(
+                StatusCode::CONFLICT,
+                "github_conflict",
+                format!("GitHub answered 409: {message}"),
+            ),
+            GitHubError::Unprocessable(message) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "github_rejected",
+                format!("GitHub refused the request: {message}"),
+            ),
+            GitHubError::RateLimited(wait) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "github_rate_limited",
+                format!(
+                    "GitHub's rate limit is reached; no GitHub call is made for {}s",
+                    wait.as_secs().max(1)
+                ),
+            )
+            .with_retry_after(*wait),
+            GitHubError::Status { .. }
+            | GitHubError::Unreachable { .. }
+            | GitHubError::Decode(_) => {
+                warn!(error = %e, "GitHub call failed");
+                ApiError::new(StatusCode::BAD_GATEWAY, "github_error", e.to_string())
+            }
+        }
+    }
+}
+
+impl From<FleetError> for ApiError {
+    fn from(e: FleetError) -> Self {
+        match e {
+            FleetError::Invalid(m) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m)
+            }
+            FleetError::ImageNotAllowed(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "image_not_allowed",
+                e.to_string(),
+            ),
+            FleetError::Capacity { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "capacity_exceeded", e.to_string())
+            }
+            FleetError::ShuttingDown => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                e.to_string(),
+            )
+            .with_retry_after(Duration::from_secs(30)),
+            FleetError::ImageUnavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "image_unavailable", m)
+                    .with_retry_after(Duration::from_secs(60))
+            }
+            FleetError::NotFound(_) => ApiError::not_found(e.to_string()),
+            FleetError::Busy(_) => {
+                ApiError::new(StatusCode::CONFLICT, "runner_busy", e.to_string())
+            }
+            FleetError::Docker(d) => d.into(),
+            FleetError::GitHub(g) => g.into(),
+            FleetError::Batch { context, cause } => {
+                let mut inner: ApiError = (*cause).into();
+                inner.message = format!("{context}: {}", inner.message);
+                inner
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, Json(ErrorBody::new(self.code, self.message))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

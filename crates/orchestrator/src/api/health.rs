@@ -1,0 +1,113 @@
+//! `/health` (Docker, GitHub, the image, runner counts) and `/healthz`
+//! (liveness).
+
+use api_types::{DockerHealth, GitHubHealth, HealthStatus, OrchestratorHealth};
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+
+/// The health routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(healthz))
+}
+
+/// Health of the orchestrator and what it depends on.
+///
+/// 200 when Docker answers; 503 (`degraded`) when it does not. GitHub's
+/// state is reported but a GitHub outage alone does not fail the check:
+/// existing runners keep working without it.
+#[utoipa::path(
+    get, path = "/health", tag = "health",
+    responses(
+        (status = 200, description = "Healthy", body = OrchestratorHealth),
+        (status = 503, description = "Docker unreachable", body = OrchestratorHealth),
+    )
+)]
+async fn health(State(state): State<AppState>) -> (StatusCode, Json<OrchestratorHealth>) {
+    let fleet = &state.fleet;
+    let (docker, digest) = match fleet.docker.version().await {
+        Ok(v) => {
+            let digest = fleet
+                .docker
+                .image_digest(&fleet.config.runner_image)
+                .await
+                .ok()
+                .flatten();
+            (
+                DockerHealth {
+                    reachable: true,
+                    version: Some(v.version),
+                    api_version: Some(v.api_version),
+                    error: None,
+                },
+                digest,
+            )
+        }
+        Err(e) => (
+            DockerHealth {
+                reachable: false,
+                version: None,
+                api_version: None,
+                error: Some(e.to_string()),
+            },
+            None,
+        ),
+    };
+    // `GET /rate_limit` costs nothing against the budget; skip it while paused.
+    let github_error = if fleet.github.paused_for().is_some() {
+        fleet.github.last_error()
+    } else {
+        fleet
+            .github
+            .check_rate_limit()
+            .await
+            .err()
+            .map(|e| e.to_string())
+    };
+    let limits = fleet.github.rate_limit();
+    let github = GitHubHealth {
+        reachable: github_error.is_none(),
+        api_url: fleet.github.base_url().to_owned(),
+        rate_limit_remaining: limits.remaining,
+        rate_limit_reset: limits.reset,
+        paused_until: limits.paused_until,
+        error: github_error,
+    };
+    let status = if docker.reachable && github.reachable {
+        HealthStatus::Ok
+    } else {
+        HealthStatus::Degraded
+    };
+    let code = if docker.reachable {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(OrchestratorHealth {
+            status,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            runner_image: fleet.image.health(digest),
+            docker,
+            github,
+            runners: fleet.registry.counts(),
+            max_runners: fleet.config.max_runners,
+        }),
+    )
+}
+
+/// Liveness: 200 while the process serves requests.
+#[utoipa::path(
+    get, path = "/healthz", tag = "health",
+    responses((status = 200, description = "Alive", body = String))
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}

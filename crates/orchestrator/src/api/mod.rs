@@ -1,0 +1,100 @@
+//! The orchestrator's HTTP API: where a request goes.
+//!
+//! - [`runners`]: `/runners…` handlers.
+//! - [`health`]: `/health`, `/healthz`.
+//! - [`error`]: [`ApiError`], the JSON error answer.
+//! - [`extract`]: JSON, query and path extractors that answer with [`ApiError`].
+
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod runners;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::routing::get;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use error::ApiError;
+
+use crate::reconciler::Reconciler;
+use crate::runners::Fleet;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The runners and the systems they live in.
+    pub fleet: Arc<Fleet>,
+    /// The reconcile pass, shared with the background loop.
+    pub reconciler: Arc<Reconciler>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "gha-orchestrator",
+        description = "Creates, watches and destroys ephemeral GitHub Actions runner containers. Internal: reach it through the API gateway.",
+        license(name = "MIT")
+    ),
+    tags(
+        (name = "runners", description = "Ephemeral runners"),
+        (name = "health", description = "Health checks")
+    ),
+    components(schemas(api_types::ErrorBody))
+)]
+struct ApiDoc;
+
+/// The router and the OpenAPI document it implements.
+pub fn router_and_spec(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(runners::router())
+        .merge(health::router())
+        .split_for_parts();
+    (router.with_state(state), spec)
+}
+
+/// The whole app: routes, `/openapi.json`, fallback, and the middleware
+/// (request id, tracing span, body limit, timeout).
+pub fn app(state: AppState) -> Router {
+    let (router, spec) = router_and_spec(state);
+    let request_id = HeaderName::from_static("x-request-id");
+    router
+        .route(
+            "/openapi.json",
+            get(move || async move { axum::Json(spec) }),
+        )
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            Duration::from_secs(300),
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

@@ -1,0 +1,639 @@
+//! The Docker engine, through bollard: every call has a timeout named after
+//! its operation, the API version is negotiated (our engines may be older
+//! than bollard), and "not found" on removal means "already gone".
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryStateEnum, EventMessage, HostConfig, NetworkCreateRequest,
+    RestartPolicy, RestartPolicyNameEnum,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures::{Stream, StreamExt};
+use tracing::{debug, info};
+
+use super::labels::{self, RunnerLabels};
+
+/// Why a Docker call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DockerError {
+    /// The engine did not answer (socket missing, connection refused, timeout).
+    #[error("the Docker engine is unreachable ({operation}): {message}")]
+    Unavailable {
+        /// What we were doing.
+        operation: &'static str,
+        /// What failed.
+        message: String,
+    },
+    /// The object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A name is taken.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Any other answer of the engine.
+    #[error("Docker refused {operation} ({status}): {message}")]
+    Api {
+        /// What we were doing.
+        operation: &'static str,
+        /// The HTTP status.
+        status: u16,
+        /// The engine's message.
+        message: String,
+    },
+}
+
+impl DockerError {
+    fn from_bollard(operation: &'static str, error: BollardError) -> Self {
+        match error {
+            BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => DockerError::NotFound(message),
+            BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => DockerError::Conflict(message),
+            BollardError::DockerResponseServerError {
+                status_code,
+                message,
+            } => DockerError::Api {
+                operation,
+                status: status_code,
+                message,
+            },
+            other => DockerError::Unavailable {
+                operation,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// What a runner container needs to be created.
+#[derive(Clone)]
+pub struct ContainerSpec {
+    /// Container name (= runner name).
+    pub name: String,
+    /// Image reference.
+    pub image: String,
+    /// Command and arguments.
+    pub command: Vec<String>,
+    /// `KEY=VALUE` pairs; holds the runner's JIT configuration, so never printed.
+    pub env: Vec<String>,
+    /// Docker labels (the runner's record).
+    pub labels: HashMap<String, String>,
+    /// The network to join.
+    pub network: String,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// CPU limit in billionths of a CPU.
+    pub nano_cpus: Option<i64>,
+    /// Process limit.
+    pub pids_limit: Option<i64>,
+}
+
+impl fmt::Debug for ContainerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env_keys: Vec<&str> = self
+            .env
+            .iter()
+            .map(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k))
+            .collect();
+        f.debug_struct("ContainerSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("command", &self.command)
+            .field("env_keys", &env_keys)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Docker's view of one of our runner containers.
+#[derive(Debug, Clone)]
+pub struct RunnerContainer {
+    /// Docker's id.
+    pub id: String,
+    /// The record from its labels.
+    pub record: RunnerLabels,
+    /// The image it runs.
+    pub image: String,
+    /// Running (or restarting/paused): not yet exited.
+    pub running: bool,
+    /// Created but never started.
+    pub created_only: bool,
+    /// Exit code once exited.
+    pub exit_code: Option<i64>,
+}
+
+impl RunnerContainer {
+    /// Whether the container has stopped for good.
+    pub fn exited(&self) -> bool {
+        !self.running && !self.created_only
+    }
+}
+
+/// The engine's version, for `/health`.
+#[derive(Debug, Clone)]
+pub struct EngineVersion {
+    /// Engine version, e.g. `20.10.24`.
+    pub version: String,
+    /// The API version in use.
+    pub api_version: String,
+}
+
+/// A die event of one of our containers.
+#[derive(Debug, Clone)]
+pub struct ContainerExit {
+    /// The container's name.
+    pub name: String,
+    /// Its exit code, when the event carried it.
+    pub exit_code: Option<i64>,
+}
+
+/// The Docker engine, scoped to what one orchestrator instance owns.
+#[derive(Debug)]
+pub struct DockerEngine {
+    docker: Docker,
+    negotiated: AtomicBool,
+    timeout: Duration,
+    instance: String,
+}
+
+impl DockerEngine {
+    /// Connects through `DOCKER_HOST` (default: the local socket). No I/O
+    /// happens here; the API version is negotiated on first use.
+    ///
+    /// # Errors
+    /// When `DOCKER_HOST` is malformed.
+    pub fn connect(instance: &str, timeout: Duration) -> Result<Self, DockerError> {
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| DockerError::from_bollard("connect", e))?
+            .with_timeout(timeout);
+        Ok(Self {
+            docker,
+            negotiated: AtomicBool::new(false),
+            timeout,
+            instance: instance.to_owned(),
+        })
+    }
+
+    /// The instance id whose containers this engine handle manages.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    async fn client(&self) -> Result<&Docker, DockerError> {
+        if !self.negotiated.load(Ordering::Acquire) {
+            // Negotiation updates the version shared by every clone.
+            self.timed(
+                "negotiate API version",
+                self.docker.clone().negotiate_version(),
+            )
+            .await?;
+            self.negotiated.store(true, Ordering::Release);
+        }
+        Ok(&self.docker)
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, BollardError>>,
+    ) -> Result<T, DockerError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result.map_err(|e| DockerError::from_bollard(operation, e)),
+            Err(_) => Err(DockerError::Unavailable {
+                operation,
+                message: format!("no answer within {}s", self.timeout.as_secs()),
+            }),
+        }
+    }
+
+    /// The engine's version.
+    ///
+    /// # Errors
+    /// [`DockerError::Unavailable`] when the engine does not answer.
+    pub async fn version(&self) -> Result<EngineVersion, DockerError> {
+        let docker = self.client().await?;
+        let version = self.timed("version", docker.version()).await?;
+        Ok(EngineVersion {
+            version: version.version.unwrap_or_default(),
+            api_version: docker.client_version().to_string(),
+        })
+    }
+
+    /// Creates the runner network (a bridge labelled as ours) unless it
+    /// exists.
+    ///
+    /// # Errors
+    /// [`DockerError`].
+    pub async fn ensure_network(&self, name: &str) -> Result<(), DockerError> {
+        let docker = self.client().await?;
+        match self
+            .timed(
+                "inspect network",
+                docker.inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                ),
+            )
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(DockerError::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_owned(),
+            driver: Some("bridge".to_owned()),
+            labels: Some(HashMap::from([
+                (labels::MANAGED.to_owned(), "true".to_owned()),
+                (labels::INSTANCE.to_owned(), self.instance.clone()),
+            ])),
+            ..Default::default()
+        };
+        match self
+            .timed("create network", docker.create_network(request))
+            .await
+        {
+            Ok(_) => {
+                info!(network = name, "created runner network");
+                Ok(())
+            }
+            // Someone created it in between.
+            Err(DockerError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The networks the container `id_or_name` is attached to.
+    ///
+    /// # Errors
+    /// [`DockerError`]; `NotFound` when there is no such container.
+    pub async fn container_networks(&self, id_or_name: &str) -> Result<Vec<String>, DockerError> {
+        let docker = self.client().await?;
+        let inspect = self
+            .timed(
+                "inspect container",
+                docker.inspect_container(id_or_name, None::<InspectContainerOptions>),
+            )
+            .await?;
+        Ok(inspect
+            .network_settings
+            .and_then(|n| n.networks)
+            .map(|n| n.into_keys().collect())
+            .unwrap_or_default())
+    }
+
+    /// Creates the container (never privileged, no mounts, no restart
+    /// policy) and returns its id. Does not start it.
+    ///
+    /// # Errors
+    /// [`DockerError`]; `Conflict` when the name is taken.
+    pub async fn create(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        let docker = self.client().await?;
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(spec.command.clone()),
+            env: Some(spec.env.clone()),
+            labels: Some(spec.labels.clone()),
+            hostname: Some(spec.name.chars().take(63).collect()),
+            host_config: Some(HostConfig {
+                network_mode: Some(spec.network.clone()),
+                privileged: Some(false),
+                restart_policy: Some(RestartPolicy {
+                    name: Some(RestartPolicyNameEnum::NO),
+                    maximum_retry_count: None,
+                }),
+                memory: spec.memory,
+                nano_cpus: spec.nano_cpus,
+                pids_limit: spec.pids_limit,
+                binds: Some(Vec::new()),
+                mounts: Some(Vec::new()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::default()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .timed(
+                "create container",
+                docker.create_container(Some(options), body),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    /// Starts a created container.
+    ///
+    /// # Errors
+    /// [`DockerError`].
+    pub async fn start(&self, id_or_name: &str) -> Result<(), DockerError> {
+        let docker = self.client().await?;
+        self.timed(
+            "start container",
+            docker.start_container(
+                id_or_name,
+                None::<bollard::query_parameters::StartContainerOptions>,
+            ),
+        )
+        .await
+    }
+
+    /// Stops a container, giving it `grace` to exit on SIGTERM.
+    ///
+    /// # Errors
+    /// [`DockerError`] other than "not found" or "already stopped".
+    pub async fn stop(&self, id_or_name: &str, grace: Duration) -> Result<(), DockerError> {
+        let docker = self.client().await?;
+        let options = StopContainerOptionsBuilder::default()
+            .t(grace.as_secs() as i32)
+            .build();
+        match self
+            .timed(
+                "stop container",
+                docker.stop_container(id_or_name, Some(options)),
+            )
+            .await
+        {
+            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+            Err(DockerError::Api { status: 304, .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a container (killing it if it runs). Gone already is fine.
+    ///
+    /// # Errors
+    /// [`DockerError`] other than "not found".
+    pub async fn remove(&self, id_or_name: &str) -> Result<(), DockerError> {
+        let docker = self.client().await?;
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match self
+            .timed(
+                "remove container",
+                docker.remove_container(id_or_name, Some(options)),
+            )
+            .await
+        {
+            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+            // "removal already in progress"
+            Err(DockerError::Conflict(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every runner container this instance owns, running or not.
+    ///
+    /// # Errors
+    /// [`DockerError`].
+    pub async fn list_runners(&self) -> Result<Vec<RunnerContainer>, DockerError> {
+        let docker = self.client().await?;
+        let filters = HashMap::from([("label", labels::owned_by(&self.instance))]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .timed("list containers", docker.list_containers(Some(options)))
+            .await?;
+        Ok(summaries
+            .into_iter()
+            .filter_map(|s| {
+                let record = RunnerLabels::from_docker(s.labels.as_ref()?)?;
+                let state = s.state.unwrap_or(ContainerSummaryStateEnum::EMPTY);
+                Some(RunnerContainer {
+                    id: s.id.unwrap_or_default(),
+                    record,
+                    image: s.image.unwrap_or_default(),
+                    running: matches!(
+                        state,
+                        ContainerSummaryStateEnum::RUNNING
+                            | ContainerSummaryStateEnum::RESTARTING
+                            | ContainerSummaryStateEnum::PAUSED
+                    ),
+                    created_only: state == ContainerSummaryStateEnum::CREATED,
+                    exit_code: s.status.as_deref().and_then(parse_exit_code),
+                })
+            })
+            .collect())
+    }
+
+    /// One of our containers by name; `None` when it does not exist.
+    ///
+    /// # Errors
+    /// [`DockerError`] other than "not found".
+    pub async fn inspect_runner(&self, name: &str) -> Result<Option<RunnerContainer>, DockerError> {
+        let docker = self.client().await?;
+        let inspect = match self
+            .timed(
+                "inspect container",
+                docker.inspect_container(name, None::<InspectContainerOptions>),
+            )
+            .await
+        {
+            Ok(i) => i,
+            Err(DockerError::NotFound(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let config = inspect.config.unwrap_or_default();
+        let Some(record) = config.labels.as_ref().and_then(RunnerLabels::from_docker) else {
+            return Ok(None);
+        };
+        if config.labels.as_ref().and_then(|l| l.get(labels::INSTANCE)) != Some(&self.instance) {
+            return Ok(None);
+        }
+        let state = inspect.state.unwrap_or_default();
+        let running = state.running.unwrap_or(false)
+            || state.restarting.unwrap_or(false)
+            || state.paused.unwrap_or(false);
+        let created_only = !running
+            && state
+                .status
+                .is_some_and(|s| s == bollard::models::ContainerStateStatusEnum::CREATED);
+        Ok(Some(RunnerContainer {
+            id: inspect.id.unwrap_or_default(),
+            record,
+            image: config.image.unwrap_or_default(),
+            running,
+            created_only,
+            exit_code: if running || created_only {
+                None
+            } else {
+                state.exit_code
+            },
+        }))
+    }
+
+    /// A stream of our containers' exits. It ends when the connection to
+    /// the engine drops; the caller reconnects.
+    pub fn exits(&self) -> impl Stream<Item = Result<ContainerExit, DockerError>> + use<> {
+        let mut filters = HashMap::from([
+            ("type", vec!["container".to_owned()]),
+            ("event", vec!["die".to_owned()]),
+        ]);
+        filters.insert("label", labels::owned_by(&self.instance));
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        // The stream is long-lived: no per-call timeout here.
+        self.docker
+            .events(Some(options))
+            .map(|event| {
+                event
+                    .map(exit_from_event)
+                    .map_err(|e| DockerError::from_bollard("watch events", e))
+            })
+            .filter_map(|e| async move { e.transpose() })
+    }
+
+    /// The local image's digest (or id), `None` when absent.
+    ///
+    /// # Errors
+    /// [`DockerError`] other than "not found".
+    pub async fn image_digest(&self, image: &str) -> Result<Option<String>, DockerError> {
+        let docker = self.client().await?;
+        match self
+            .timed("inspect image", docker.inspect_image(image))
+            .await
+        {
+            Ok(inspect) => Ok(inspect
+                .repo_digests
+                .and_then(|d| d.into_iter().next())
+                .or(inspect.id)),
+            Err(DockerError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pulls `image`, logging progress now and then; bounded by `limit`.
+    ///
+    /// # Errors
+    /// [`DockerError`] when the pull fails or takes longer than `limit`.
+    pub async fn pull(&self, image: &str, limit: Duration) -> Result<(), DockerError> {
+        let docker = self.client().await?;
+        let (from_image, tag) = split_image(image);
+        let options = CreateImageOptionsBuilder::default()
+            .from_image(from_image)
+            .tag(tag)
+            .build();
+        let mut stream = docker.create_image(Some(options), None, None);
+        let pull = async {
+            let mut last_status = String::new();
+            while let Some(item) = stream.next().await {
+                let info = item.map_err(|e| DockerError::from_bollard("pull image", e))?;
+                if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                    return Err(DockerError::Api {
+                        operation: "pull image",
+                        status: 500,
+                        message: error,
+                    });
+                }
+                if let Some(status) = info.status
+                    && status != last_status
+                {
+                    debug!(image, status = %status, "pulling");
+                    if status.starts_with("Status:") || status.starts_with("Digest:") {
+                        info!(image, status = %status, "pull progress");
+                    }
+                    last_status = status;
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(limit, pull).await {
+            Ok(result) => result,
+            Err(_) => Err(DockerError::Unavailable {
+                operation: "pull image",
+                message: format!("not finished within {}s", limit.as_secs()),
+            }),
+        }
+    }
+}
+
+fn exit_from_event(event: EventMessage) -> Option<ContainerExit> {
+    let attributes = event.actor?.attributes?;
+    let name = attributes
+        .get(labels::NAME)
+        .or_else(|| attributes.get("name"))?
+        .clone();
+    let exit_code = attributes.get("exitCode").and_then(|c| c.parse().ok());
+    Some(ContainerExit { name, exit_code })
+}
+
+/// `Exited (137) 3 seconds ago` → 137.
+fn parse_exit_code(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest.split(')').next()?.parse().ok()
+}
+
+/// `repo/img:tag` → (`repo/img`, `tag`); digests and registry ports kept intact.
+fn split_image(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    match image.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (image, "latest"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_parse_from_status() {
+        assert_eq!(parse_exit_code("Exited (137) 3 seconds ago"), Some(137));
+        assert_eq!(
+            parse_exit_code("Exited (0) Less than a second ago"),
+            Some(0)
+        );
+        assert_eq!(parse_exit_code("Up 2 minutes"), None);
+    }
+
+    #[test]
+    fn image_references_split() {
+        assert_eq!(
+            split_image("ghcr.io/actions/actions-runner:latest"),
+            ("ghcr.io/actions/actions-runner", "latest")
+        );
+        assert_eq!(
+            split_image("localhost:5000/img"),
+            ("localhost:5000/img", "latest")
+        );
+        assert_eq!(split_image("img@sha256:abc"), ("img@sha256:abc", ""));
+    }
+
+    #[test]
+    fn spec_debug_hides_values() {
+        let spec = ContainerSpec {
+            name: "n".into(),
+            image: "i".into(),
+            command: vec![],
+            env: vec!["ACTIONS_RUNNER_INPUT_JITCONFIG=c2VjcmV0".into()],
+            labels: HashMap::new(),
+            network: "net".into(),
+            memory: None,
+            nano_cpus: None,
+            pids_limit: None,
+        };
+        let text = format!("{spec:?}");
+        assert!(text.contains("ACTIONS_RUNNER_INPUT_JITCONFIG"));
+        assert!(!text.contains("c2VjcmV0"));
+    }
+}

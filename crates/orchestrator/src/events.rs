@@ -1,0 +1,57 @@
+//! Watches Docker's events for our containers' exits and retires each one
+//! (record the exit code, make sure the registration is gone, remove the
+//! container). A missed event is caught by the next reconcile pass.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, warn};
+
+use crate::runners::Fleet;
+
+/// Follows exits until `stop`; reconnects when the event stream drops.
+pub async fn watch_exits(fleet: Arc<Fleet>, stop: CancellationToken) {
+    let tasks = TaskTracker::new();
+    loop {
+        let mut exits = Box::pin(fleet.docker.exits());
+        loop {
+            let next = tokio::select! {
+                next = exits.next() => next,
+                _ = stop.cancelled() => {
+                    tasks.close();
+                    tasks.wait().await;
+                    return;
+                }
+            };
+            match next {
+                Some(Ok(exit)) => {
+                    debug!(runner = %exit.name, exit_code = ?exit.exit_code, "runner container exited");
+                    let fleet = fleet.clone();
+                    tasks.spawn(async move {
+                        if let Err(e) = fleet.retire_exited(&exit.name).await {
+                            warn!(runner = %exit.name, error = %e, "exited runner kept; the reconciler retries");
+                        }
+                    });
+                }
+                Some(Err(e)) => {
+                    debug!(error = %e, "Docker event stream failed");
+                    break;
+                }
+                None => break,
+            }
+        }
+        // Events may have been missed while disconnected: reconcile.
+        fleet.reconcile_now.notify_one();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => {
+                tasks.close();
+                tasks.wait().await;
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! [`Fleet`]: the one shared handle on our runners and the systems they live
+//! in, and [`FleetError`], every way a lifecycle operation can fail.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::image::ImageStatus;
+use super::registry::Registry;
+use crate::config::Config;
+use crate::docker::{DockerEngine, DockerError};
+use crate::github::{GitHubClient, GitHubError};
+
+/// Everything the lifecycle operations need.
+#[derive(Debug)]
+pub struct Fleet {
+    /// The configuration, read once at start.
+    pub config: Arc<Config>,
+    /// GitHub, with the configured token.
+    pub github: GitHubClient,
+    /// The Docker engine, scoped to our instance.
+    pub docker: DockerEngine,
+    /// What we know of our runners.
+    pub registry: Registry,
+    /// The runner image's freshness.
+    pub image: ImageStatus,
+    /// Set on SIGTERM: creates are refused from then on.
+    shutting_down: AtomicBool,
+    /// Wakes the reconcile loop for an immediate pass.
+    pub reconcile_now: Notify,
+}
+
+/// Why a lifecycle operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// The request asks for something impossible.
+    #[error("{0}")]
+    Invalid(String),
+    /// The requested image is not in `RUNNER_IMAGE_ALLOWLIST`.
+    #[error("image {0:?} is not allowed (see RUNNER_IMAGE_ALLOWLIST)")]
+    ImageNotAllowed(String),
+    /// Not enough free slots under `MAX_RUNNERS`.
+    #[error("only {free} of {max} runner slots are free (MAX_RUNNERS={max})")]
+    Capacity {
+        /// Free slots.
+        free: usize,
+        /// The cap.
+        max: usize,
+    },
+    /// The service is shutting down.
+    #[error("the orchestrator is shutting down and takes no new runners")]
+    ShuttingDown,
+    /// The runner image is neither present nor pullable.
+    #[error("{0}")]
+    ImageUnavailable(String),
+    /// No such runner.
+    #[error("runner {0} does not exist")]
+    NotFound(String),
+    /// GitHub reports the runner busy.
+    #[error("runner {0} is running a job; use ?force=true to remove it anyway")]
+    Busy(String),
+    /// Docker failed.
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    /// GitHub failed.
+    #[error(transparent)]
+    GitHub(#[from] GitHubError),
+    /// A batch failed and was rolled back; `cause` says what failed.
+    #[error("{context}: {cause}")]
+    Batch {
+        /// Which runner of the batch failed and what was rolled back.
+        context: String,
+        /// The failure itself.
+        #[source]
+        cause: Box<FleetError>,
+    },
+}
+
+impl FleetError {
+    /// The failure under any batch context.
+    pub fn root(&self) -> &FleetError {
+        match self {
+            FleetError::Batch { cause, .. } => cause.root(),
+            other => other,
+        }
+    }
+}
+
+impl Fleet {
+    /// Assembles the fleet.
+    pub fn new(config: Arc<Config>, github: GitHubClient, docker: DockerEngine) -> Self {
+        let registry = Registry::new(
+            config.max_runners as usize,
+            Duration::from_secs(config.runner_history_seconds),
+        );
+        let image = ImageStatus::new(&config.runner_image);
+        Self {
+            config,
+            github,
+            docker,
+            registry,
+            image,
+            shutting_down: AtomicBool::new(false),
+            reconcile_now: Notify::new(),
+        }
+    }
+
+    /// Refuses creates from now on.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether creates are refused.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,19 @@
+//! The runner lifecycle: where runners are created, watched and destroyed.
+//!
+//! - [`fleet`]: [`Fleet`], the shared handle every part of the service uses
+//!   (configuration, GitHub, Docker, the registry).
+//! - [`request`]: checks a create request and turns it into a plan.
+//! - [`provision`]: creates a batch of runners, all or nothing.
+//! - [`removal`]: deregisters from GitHub, then removes the container.
+//! - [`registry`]: the in-memory view rebuilt from Docker and GitHub.
+//! - [`image`]: keeps the runner image fresh.
+
+pub mod fleet;
+pub mod image;
+pub mod provision;
+pub mod registry;
+pub mod removal;
+pub mod request;
+
+pub use fleet::{Fleet, FleetError};
+pub use registry::{Registry, RunnerView};

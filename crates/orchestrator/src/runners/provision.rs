@@ -1,0 +1,282 @@
+//! Where a runner is created: a unique name, one GitHub call for its
+//! single-use JIT configuration, then the container, created and started.
+//! A batch is all or nothing: when one runner fails, the others are rolled
+//! back (registration deleted, then container removed).
+
+use std::collections::HashMap;
+
+use api_types::Runner;
+use chrono::Utc;
+use futures::future::join_all;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use secrecy::ExposeSecret;
+use tracing::{info, warn};
+
+use super::registry::RunnerView;
+use super::request::BatchPlan;
+use super::{Fleet, FleetError};
+use crate::config::RegistrationMode;
+use crate::docker::{ContainerSpec, DockerError, RunnerContainer, RunnerLabels};
+use crate::scope::Scope;
+
+/// Length of the random part of a runner's name.
+const SUFFIX_LEN: usize = 10;
+
+/// A runner whose container has started.
+#[derive(Debug)]
+struct Created {
+    container: RunnerContainer,
+}
+
+impl Fleet {
+    /// Creates `plan.count` runners, all or nothing.
+    ///
+    /// # Errors
+    /// [`FleetError`]; for a partial failure, [`FleetError::Batch`] names
+    /// the runner that failed and says that the rest were rolled back.
+    pub async fn create_runners(&self, plan: BatchPlan) -> Result<Vec<Runner>, FleetError> {
+        if self.is_shutting_down() {
+            return Err(FleetError::ShuttingDown);
+        }
+        let mut reservation =
+            self.registry
+                .reserve(plan.count)
+                .map_err(|c| FleetError::Capacity {
+                    free: c.free,
+                    max: c.max,
+                })?;
+        self.ensure_image(&plan.image).await?;
+
+        let names: Vec<String> = (0..plan.count).map(|_| self.new_runner_name()).collect();
+        let outcomes = join_all(names.iter().map(|name| self.create_one(name, &plan))).await;
+
+        let failed = outcomes.iter().position(Result::is_err);
+        let mut created = Vec::new();
+        let mut first_error = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(c) => created.push(c),
+                Err(e) if first_error.is_none() => first_error = Some(e),
+                Err(_) => {}
+            }
+        }
+        if let Some(error) = first_error {
+            let rolled_back = created.len();
+            for c in created {
+                self.roll_back(
+                    &c.container.record.name,
+                    &c.container.record.scope,
+                    c.container.record.github_runner_id,
+                )
+                .await;
+            }
+            for name in &names {
+                self.registry.end_create(name);
+            }
+            let index = failed.unwrap_or(0);
+            return Err(if plan.count == 1 {
+                error
+            } else {
+                FleetError::Batch {
+                    context: format!(
+                        "runner {} of {} ({}) could not be created; the {rolled_back} created with it were rolled back",
+                        index + 1,
+                        plan.count,
+                        names[index]
+                    ),
+                    cause: Box::new(error),
+                }
+            });
+        }
+
+        let mut runners = Vec::with_capacity(created.len());
+        for c in created {
+            let view = RunnerView::from_container(&c.container);
+            runners.push(view.to_api());
+            reservation.fill(view);
+            self.registry.end_create(&c.container.record.name);
+        }
+        info!(count = runners.len(), scope = %plan.scope, "runners created");
+        Ok(runners)
+    }
+
+    /// `RUNNER_NAME_PREFIX-` and a random lowercase suffix.
+    fn new_runner_name(&self) -> String {
+        let suffix: String = rand::rng()
+            .sample_iter(&Alphanumeric)
+            .take(SUFFIX_LEN)
+            .map(|c| char::from(c).to_ascii_lowercase())
+            .collect();
+        format!("{}-{suffix}", self.config.runner_name_prefix)
+    }
+
+    /// Creates one runner; on failure, undoes its own partial work.
+    async fn create_one(&self, name: &str, plan: &BatchPlan) -> Result<Created, FleetError> {
+        self.registry.begin_create(name);
+        let mut env = Vec::new();
+        let mut github_runner_id = None;
+        match self.config.runner_registration {
+            RegistrationMode::Jit => {
+                let jit = self
+                    .github
+                    .generate_jit_config(&plan.scope, name, &plan.labels, plan.runner_group_id)
+                    .await?;
+                github_runner_id = Some(jit.runner_id);
+                env.push(format!(
+                    "ACTIONS_RUNNER_INPUT_JITCONFIG={}",
+                    jit.encoded.expose_secret()
+                ));
+            }
+            RegistrationMode::Token => {
+                let token = self.github.registration_token(&plan.scope).await?;
+                env.extend(token_mode_env(
+                    &plan.scope,
+                    &self.config.github_api_url,
+                    name,
+                    &plan.labels,
+                    plan.runner_group_id,
+                    token.token.expose_secret(),
+                ));
+            }
+        }
+        env.extend(self.config.runner_env.iter().cloned());
+        let record = RunnerLabels {
+            name: name.to_owned(),
+            scope: plan.scope.clone(),
+            labels: plan.labels.clone(),
+            created_at: Utc::now(),
+            github_runner_id,
+            for_job: plan.for_job,
+        };
+        let spec = ContainerSpec {
+            name: name.to_owned(),
+            image: plan.image.clone(),
+            command: self
+                .config
+                .runner_command
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            env,
+            labels: record.to_docker(self.docker.instance()),
+            network: self.config.runner_network.clone(),
+            memory: self.config.runner_memory,
+            nano_cpus: self.config.runner_cpus.map(|c| (c * 1e9) as i64),
+            pids_limit: self.config.runner_pids_limit,
+        };
+        let id = match self.create_container(&spec).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.roll_back(name, &plan.scope, github_runner_id).await;
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.docker.start(&id).await {
+            self.roll_back(name, &plan.scope, github_runner_id).await;
+            return Err(e.into());
+        }
+        Ok(Created {
+            container: RunnerContainer {
+                id,
+                record,
+                image: plan.image.clone(),
+                running: true,
+                created_only: false,
+                exit_code: None,
+            },
+        })
+    }
+
+    /// Creates the container, creating the runner network first if it
+    /// vanished since start-up.
+    async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        match self.docker.create(spec).await {
+            Err(DockerError::NotFound(message)) if message.contains("network") => {
+                self.docker.ensure_network(&spec.network).await?;
+                self.docker.create(spec).await
+            }
+            other => other,
+        }
+    }
+
+    /// Undoes a create: deregisters first, then removes the container.
+    /// A failure here is left to the reconciler (the registration is then
+    /// an orphan with our prefix, which the sweep deletes).
+    async fn roll_back(&self, name: &str, scope: &Scope, github_runner_id: Option<i64>) {
+        if let Some(id) = github_runner_id
+            && let Err(e) = self.github.delete_runner(scope, id).await
+        {
+            warn!(runner = name, error = %e, "rollback: could not delete the registration; the reconciler will");
+        }
+        if let Err(e) = self.docker.remove(name).await {
+            warn!(runner = name, error = %e, "rollback: could not remove the container; the reconciler will");
+        }
+        self.registry.forget(name);
+    }
+}
+
+/// The environment of images that run `config.sh` themselves: the
+/// variables myoung34/github-runner reads, and the runner's own
+/// `ACTIONS_RUNNER_INPUT_*` fallbacks. Never the GitHub token itself.
+fn token_mode_env(
+    scope: &Scope,
+    api_url: &str,
+    name: &str,
+    labels: &[String],
+    runner_group_id: i64,
+    registration_token: &str,
+) -> Vec<String> {
+    let url = scope.html_url(api_url);
+    let labels = labels.join(",");
+    let mut env: HashMap<&str, String> = HashMap::from([
+        ("RUNNER_NAME", name.to_owned()),
+        ("RUNNER_TOKEN", registration_token.to_owned()),
+        ("LABELS", labels.clone()),
+        ("EPHEMERAL", "true".to_owned()),
+        ("DISABLE_AUTO_UPDATE", "true".to_owned()),
+        ("RUNNER_GROUP_ID", runner_group_id.to_string()),
+        ("ACTIONS_RUNNER_INPUT_URL", url.clone()),
+        ("ACTIONS_RUNNER_INPUT_TOKEN", registration_token.to_owned()),
+        ("ACTIONS_RUNNER_INPUT_NAME", name.to_owned()),
+        ("ACTIONS_RUNNER_INPUT_LABELS", labels),
+        ("ACTIONS_RUNNER_INPUT_EPHEMERAL", "true".to_owned()),
+        ("ACTIONS_RUNNER_INPUT_UNATTENDED", "true".to_owned()),
+        ("ACTIONS_RUNNER_INPUT_DISABLEUPDATE", "true".to_owned()),
+        ("ACTIONS_RUNNER_INPUT_REPLACE", "true".to_owned()),
+    ]);
+    match scope {
+        Scope::Repository { .. } => {
+            env.insert("RUNNER_SCOPE", "repo".to_owned());
+            env.insert("REPO_URL", url);
+        }
+        Scope::Organization(org) => {
+            env.insert("RUNNER_SCOPE", "org".to_owned());
+            env.insert("ORG_NAME", org.clone());
+        }
+    }
+    let mut pairs: Vec<String> = env.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    pairs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_mode_env_carries_the_registration_not_the_token() {
+        let env = token_mode_env(
+            &Scope::organization("acme").unwrap(),
+            "https://api.github.com",
+            "gha-runner-x",
+            &["self-hosted".into(), "linux".into()],
+            1,
+            "REGTOKEN",
+        );
+        assert!(env.contains(&"ORG_NAME=acme".to_owned()));
+        assert!(env.contains(&"ACTIONS_RUNNER_INPUT_URL=https://github.com/acme".to_owned()));
+        assert!(env.contains(&"LABELS=self-hosted,linux".to_owned()));
+        assert!(env.contains(&"EPHEMERAL=true".to_owned()));
+    }
+}

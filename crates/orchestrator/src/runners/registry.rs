@@ -1,0 +1,477 @@
+//! The in-memory view of our runners: a cache of what Docker labels and
+//! GitHub's runner list say, rebuilt from them at start and on every
+//! reconcile pass. It also holds what only this process can know: creates in
+//! flight, capacity reservations, and the recent history of finished runners.
+//!
+//! Nothing here is the source of truth; losing it (a crash) loses nothing
+//! that the next start cannot rebuild, except the history.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use api_types::{ListRunnersQuery, Runner, RunnerJob, RunnerState};
+use chrono::{DateTime, Utc};
+
+use crate::docker::{RunnerContainer, RunnerLabels};
+use crate::github::GitHubRunner;
+
+/// Where the container is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerPhase {
+    /// Created or running.
+    Alive,
+    /// Exited with this code; waiting for its registration to be cleared.
+    Exited(Option<i64>),
+}
+
+/// What we know of one live runner.
+#[derive(Debug, Clone)]
+pub struct RunnerView {
+    /// The record from the container's labels.
+    pub record: RunnerLabels,
+    /// The image it runs.
+    pub image: String,
+    /// Docker's id of its container.
+    pub container_id: String,
+    /// Where the container is.
+    pub phase: ContainerPhase,
+    /// GitHub's runner id (from labels, or learned from a listing).
+    pub github_runner_id: Option<i64>,
+    /// Online on GitHub, as of the last listing.
+    pub online: bool,
+    /// Busy on GitHub, as of the last listing.
+    pub busy: bool,
+    /// Whether GitHub has ever shown it online.
+    pub was_online: bool,
+    /// Being deregistered and removed.
+    pub removing: bool,
+    /// The job it runs or ran, when known.
+    pub job: Option<RunnerJob>,
+    /// Why it failed, when it did.
+    pub reason: Option<String>,
+    /// When its state last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl RunnerView {
+    /// A view of a container just created or found in Docker.
+    pub fn from_container(container: &RunnerContainer) -> Self {
+        Self {
+            github_runner_id: container.record.github_runner_id,
+            record: container.record.clone(),
+            image: container.image.clone(),
+            container_id: container.id.clone(),
+            phase: if container.exited() {
+                ContainerPhase::Exited(container.exit_code)
+            } else {
+                ContainerPhase::Alive
+            },
+            online: false,
+            busy: false,
+            was_online: false,
+            removing: false,
+            job: None,
+            reason: None,
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// The state the API shows.
+    pub fn state(&self) -> RunnerState {
+        if self.removing {
+            return RunnerState::Removing;
+        }
+        match self.phase {
+            ContainerPhase::Exited(Some(0)) => RunnerState::Finished,
+            ContainerPhase::Exited(_) => RunnerState::Failed,
+            ContainerPhase::Alive if self.busy => RunnerState::Busy,
+            ContainerPhase::Alive if self.online => RunnerState::Idle,
+            ContainerPhase::Alive => RunnerState::Starting,
+        }
+    }
+
+    /// The runner as the API shows it.
+    pub fn to_api(&self) -> Runner {
+        let (repository, organization) = match &self.record.scope {
+            crate::scope::Scope::Repository { .. } => (Some(self.record.scope.target()), None),
+            crate::scope::Scope::Organization(org) => (None, Some(org.clone())),
+        };
+        Runner {
+            id: self.record.name.clone(),
+            github_runner_id: self.github_runner_id,
+            repository,
+            organization,
+            labels: self.record.labels.clone(),
+            image: self.image.clone(),
+            container_id: Some(self.container_id.clone()),
+            state: self.state(),
+            exit_code: match self.phase {
+                ContainerPhase::Exited(code) => code,
+                ContainerPhase::Alive => None,
+            },
+            reason: self.reason.clone(),
+            created_at: self.record.created_at,
+            updated_at: self.updated_at,
+            job: self.job.clone(),
+        }
+    }
+}
+
+/// Capacity is full: how many slots are free.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapacityExceeded {
+    /// Slots free right now.
+    pub free: usize,
+    /// The cap.
+    pub max: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    live: BTreeMap<String, RunnerView>,
+    /// Slots promised to creates in flight.
+    reserved: usize,
+    /// Names whose JIT call may have happened but whose container may not
+    /// exist yet: the orphan sweep must not touch them.
+    in_flight: HashSet<String>,
+    /// Finished runners, newest last, with when they entered history.
+    history: VecDeque<(Instant, Runner)>,
+}
+
+/// The runners this process knows of.
+#[derive(Debug)]
+pub struct Registry {
+    inner: Mutex<Inner>,
+    max_runners: usize,
+    history_for: Duration,
+}
+
+/// Slots reserved for a create; released on drop unless turned into runners.
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    registry: &'a Registry,
+    slots: usize,
+}
+
+impl Reservation<'_> {
+    /// Turns one slot into a live runner.
+    pub fn fill(&mut self, view: RunnerView) {
+        let mut inner = self.registry.lock();
+        if self.slots > 0 {
+            self.slots -= 1;
+            inner.reserved -= 1;
+        }
+        inner.live.insert(view.record.name.clone(), view);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.slots > 0 {
+            self.registry.lock().reserved -= self.slots;
+        }
+    }
+}
+
+impl Registry {
+    /// An empty registry with a cap and a history retention.
+    pub fn new(max_runners: usize, history_for: Duration) -> Self {
+        Self {
+            inner: Mutex::default(),
+            max_runners,
+            history_for,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("registry lock")
+    }
+
+    /// The cap on live runners.
+    pub fn max_runners(&self) -> usize {
+        self.max_runners
+    }
+
+    /// Reserves `count` slots, atomically with the check against the cap,
+    /// so two concurrent creates can never pass it together.
+    ///
+    /// # Errors
+    /// [`CapacityExceeded`] with the number of free slots.
+    pub fn reserve(&self, count: usize) -> Result<Reservation<'_>, CapacityExceeded> {
+        let mut inner = self.lock();
+        let used = inner.live.len() + inner.reserved;
+        let free = self.max_runners.saturating_sub(used);
+        if count > free {
+            return Err(CapacityExceeded {
+                free,
+                max: self.max_runners,
+            });
+        }
+        inner.reserved += count;
+        Ok(Reservation {
+            registry: self,
+            slots: count,
+        })
+    }
+
+    /// Slots free right now.
+    pub fn free_slots(&self) -> usize {
+        let inner = self.lock();
+        self.max_runners
+            .saturating_sub(inner.live.len() + inner.reserved)
+    }
+
+    /// Marks a name as being created (before its JIT call).
+    pub fn begin_create(&self, name: &str) {
+        self.lock().in_flight.insert(name.to_owned());
+    }
+
+    /// Ends a create, whatever its outcome.
+    pub fn end_create(&self, name: &str) {
+        self.lock().in_flight.remove(name);
+    }
+
+    /// Names being created right now.
+    pub fn in_flight(&self) -> HashSet<String> {
+        self.lock().in_flight.clone()
+    }
+
+    /// One live runner.
+    pub fn get_live(&self, name: &str) -> Option<RunnerView> {
+        self.lock().live.get(name).cloned()
+    }
+
+    /// Every live runner.
+    pub fn live(&self) -> Vec<RunnerView> {
+        self.lock().live.values().cloned().collect()
+    }
+
+    /// A runner as the API shows it, live or from history.
+    pub fn get(&self, name: &str) -> Option<Runner> {
+        let mut inner = self.lock();
+        self.prune(&mut inner);
+        if let Some(view) = inner.live.get(name) {
+            return Some(view.to_api());
+        }
+        inner
+            .history
+            .iter()
+            .rev()
+            .find(|(_, r)| r.id == name)
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Runners matching `query`, live and recent history, oldest first.
+    pub fn list(&self, query: &ListRunnersQuery) -> Vec<Runner> {
+        let mut inner = self.lock();
+        self.prune(&mut inner);
+        let mut all: Vec<Runner> = inner.live.values().map(RunnerView::to_api).collect();
+        let live_names: HashSet<String> = all.iter().map(|r| r.id.clone()).collect();
+        all.extend(
+            inner
+                .history
+                .iter()
+                .map(|(_, r)| r.clone())
+                .filter(|r| !live_names.contains(&r.id)),
+        );
+        all.retain(|r| {
+            query.state.is_none_or(|s| r.state == s)
+                && query.repository.as_ref().is_none_or(|repo| {
+                    r.repository
+                        .as_ref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(repo))
+                })
+                && query.organization.as_ref().is_none_or(|org| {
+                    r.organization
+                        .as_ref()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(org))
+                })
+        });
+        all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        all
+    }
+
+    /// How many runners are in each state.
+    pub fn counts(&self) -> BTreeMap<RunnerState, usize> {
+        let mut counts: BTreeMap<RunnerState, usize> =
+            RunnerState::ALL.iter().map(|s| (*s, 0)).collect();
+        for runner in self.list(&ListRunnersQuery::default()) {
+            *counts.entry(runner.state).or_default() += 1;
+        }
+        counts
+    }
+
+    /// Applies `change` to a live runner; returns whether it exists.
+    pub fn update(&self, name: &str, change: impl FnOnce(&mut RunnerView)) -> bool {
+        let mut inner = self.lock();
+        match inner.live.get_mut(name) {
+            Some(view) => {
+                change(view);
+                view.updated_at = Utc::now();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Brings the live set in line with Docker: adopts containers we did not
+    /// know (a previous run's survivors), drops views whose container is
+    /// gone (unless being created right now).
+    pub fn sync_with_docker(&self, containers: &[RunnerContainer]) {
+        let mut inner = self.lock();
+        let present: HashSet<&str> = containers.iter().map(|c| c.record.name.as_str()).collect();
+        let in_flight = inner.in_flight.clone();
+        inner
+            .live
+            .retain(|name, _| present.contains(name.as_str()) || in_flight.contains(name));
+        for container in containers {
+            match inner.live.get_mut(&container.record.name) {
+                Some(view) => {
+                    if container.exited() && view.phase == ContainerPhase::Alive {
+                        view.phase = ContainerPhase::Exited(container.exit_code);
+                        view.updated_at = Utc::now();
+                    }
+                }
+                None => {
+                    inner.live.insert(
+                        container.record.name.clone(),
+                        RunnerView::from_container(container),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Records what a GitHub listing says of our runners.
+    pub fn apply_github(&self, runners: &[GitHubRunner]) {
+        let mut inner = self.lock();
+        for gh in runners {
+            if let Some(view) = inner.live.get_mut(&gh.name) {
+                let online = gh.is_online();
+                if view.online != online
+                    || view.busy != gh.busy
+                    || view.github_runner_id != Some(gh.id)
+                {
+                    view.online = online;
+                    view.busy = gh.busy;
+                    view.was_online |= online;
+                    view.github_runner_id = Some(gh.id);
+                    view.updated_at = Utc::now();
+                }
+            }
+        }
+    }
+
+    /// Moves a live runner to history (its container is gone).
+    pub fn retire(&self, name: &str) {
+        let mut inner = self.lock();
+        if let Some(mut view) = inner.live.remove(name) {
+            view.removing = false;
+            view.updated_at = Utc::now();
+            let mut runner = view.to_api();
+            runner.container_id = None;
+            if !runner.state.is_terminal() {
+                // Removed while alive (e.g. shut down): it finished its life.
+                runner.state = RunnerState::Finished;
+            }
+            inner.history.push_back((Instant::now(), runner));
+        }
+        self.prune(&mut inner);
+    }
+
+    /// Drops a live runner without history (deleted on request).
+    pub fn forget(&self, name: &str) {
+        self.lock().live.remove(name);
+    }
+
+    fn prune(&self, inner: &mut Inner) {
+        while let Some((at, _)) = inner.history.front() {
+            if at.elapsed() > self.history_for {
+                inner.history.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::Scope;
+
+    fn container(name: &str, running: bool, exit_code: Option<i64>) -> RunnerContainer {
+        RunnerContainer {
+            id: format!("id-{name}"),
+            record: RunnerLabels {
+                name: name.into(),
+                scope: Scope::repository("o/r").unwrap(),
+                labels: vec!["self-hosted".into()],
+                created_at: Utc::now(),
+                github_runner_id: Some(1),
+                for_job: None,
+            },
+            image: "img".into(),
+            running,
+            created_only: false,
+            exit_code,
+        }
+    }
+
+    #[test]
+    fn reservations_never_pass_the_cap() {
+        let registry = Registry::new(3, Duration::from_secs(60));
+        let a = registry.reserve(2).unwrap();
+        assert_eq!(
+            registry.reserve(2).unwrap_err(),
+            CapacityExceeded { free: 1, max: 3 }
+        );
+        drop(a);
+        assert_eq!(registry.free_slots(), 3);
+    }
+
+    #[test]
+    fn filled_reservations_count_as_live() {
+        let registry = Registry::new(2, Duration::from_secs(60));
+        let mut r = registry.reserve(2).unwrap();
+        r.fill(RunnerView::from_container(&container("a", true, None)));
+        drop(r);
+        assert_eq!(registry.free_slots(), 1);
+    }
+
+    #[test]
+    fn states_follow_github_and_docker() {
+        let registry = Registry::new(5, Duration::from_secs(60));
+        registry.sync_with_docker(&[container("a", true, None)]);
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Starting);
+        let gh = GitHubRunner {
+            id: 1,
+            name: "a".into(),
+            status: "online".into(),
+            busy: false,
+            labels: vec![],
+        };
+        registry.apply_github(std::slice::from_ref(&gh));
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Idle);
+        registry.apply_github(&[GitHubRunner { busy: true, ..gh }]);
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Busy);
+        registry.sync_with_docker(&[container("a", false, Some(1))]);
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Failed);
+        registry.retire("a");
+        let a = registry.get("a").unwrap();
+        assert_eq!(
+            (a.state, a.exit_code, a.container_id),
+            (RunnerState::Failed, Some(1), None)
+        );
+    }
+
+    #[test]
+    fn history_expires() {
+        let registry = Registry::new(5, Duration::ZERO);
+        registry.sync_with_docker(&[container("a", false, Some(0))]);
+        registry.retire("a");
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(registry.get("a").is_none());
+    }
+}

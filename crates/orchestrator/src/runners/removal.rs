@@ -1,0 +1,209 @@
+//! Where a runner is destroyed. The order is always: deregister from GitHub
+//! (204 or 404), then remove the container. When GitHub says the runner is
+//! busy, or cannot be reached, the container stays and is retried later, so
+//! no job is ever cut short and no registration is ever left behind.
+
+use std::time::Duration;
+
+use api_types::{RemovalReason, RemovedRunner, RunnerJob};
+use tracing::{info, warn};
+
+use super::registry::ContainerPhase;
+use super::{Fleet, FleetError};
+use crate::github::client::DeleteOutcome;
+use crate::scope::Scope;
+
+/// How long a container gets to exit on SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+impl Fleet {
+    /// `DELETE /runners/{id}`: deregisters and removes one runner. A busy
+    /// runner is refused unless `force`, which stops its container first
+    /// (its job fails) and leaves the registration to the reconciler if
+    /// GitHub still calls it busy.
+    ///
+    /// # Errors
+    /// [`FleetError::NotFound`], [`FleetError::Busy`], or what GitHub or
+    /// Docker answered; on error the container is kept.
+    pub async fn delete_runner(&self, name: &str, force: bool) -> Result<(), FleetError> {
+        let view = match self.registry.get_live(name) {
+            Some(v) => v,
+            None => {
+                // Maybe a container the registry has not seen yet.
+                match self.docker.inspect_runner(name).await? {
+                    Some(c) => {
+                        self.registry
+                            .sync_with_docker(&self.docker.list_runners().await?);
+                        super::RunnerView::from_container(&c)
+                    }
+                    None => return Err(FleetError::NotFound(name.to_owned())),
+                }
+            }
+        };
+        let scope = view.record.scope.clone();
+        let github_id = match view.github_runner_id {
+            Some(id) => Some(id),
+            None => self.find_registration(&scope, name).await?,
+        };
+        self.registry.update(name, |v| v.removing = true);
+        let result = if force {
+            self.force_remove(name, &scope, github_id).await
+        } else {
+            self.deregister_then_remove(name, &scope, github_id).await
+        };
+        match result {
+            Ok(_) => {
+                self.registry.forget(name);
+                info!(runner = name, force, "runner deleted");
+                Ok(())
+            }
+            Err(e) => {
+                self.registry.update(name, |v| v.removing = false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Deregisters (204/404), then removes the container. Returns whether a
+    /// registration was deleted.
+    ///
+    /// # Errors
+    /// [`FleetError::Busy`] when GitHub reports a job running; GitHub or
+    /// Docker errors. The container is kept on every error.
+    pub async fn deregister_then_remove(
+        &self,
+        name: &str,
+        scope: &Scope,
+        github_id: Option<i64>,
+    ) -> Result<bool, FleetError> {
+        let deleted = match github_id {
+            Some(id) => match self.github.delete_runner(scope, id).await? {
+                DeleteOutcome::Deleted => true,
+                DeleteOutcome::AlreadyGone => false,
+                DeleteOutcome::Busy => return Err(FleetError::Busy(name.to_owned())),
+            },
+            None => false,
+        };
+        // Give the runner process a moment to exit on its own, then remove.
+        self.docker.stop(name, STOP_GRACE).await?;
+        self.docker.remove(name).await?;
+        Ok(deleted)
+    }
+
+    /// Stops the container first, then deregisters; a registration GitHub
+    /// still calls busy is left for the orphan sweep.
+    async fn force_remove(
+        &self,
+        name: &str,
+        scope: &Scope,
+        github_id: Option<i64>,
+    ) -> Result<bool, FleetError> {
+        self.docker.remove(name).await?;
+        let Some(id) = github_id else {
+            return Ok(false);
+        };
+        match self.github.delete_runner(scope, id).await {
+            Ok(DeleteOutcome::Deleted) => Ok(true),
+            Ok(DeleteOutcome::AlreadyGone) => Ok(false),
+            Ok(DeleteOutcome::Busy) => {
+                warn!(
+                    runner = name,
+                    "GitHub still reports the runner busy; the reconciler deletes its registration once it is offline"
+                );
+                Ok(false)
+            }
+            Err(e) => {
+                warn!(runner = name, error = %e, "could not delete the registration; the reconciler will retry");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Finds a registration's id by name (token mode learns it only from
+    /// GitHub).
+    async fn find_registration(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<i64>, FleetError> {
+        Ok(self
+            .github
+            .list_runners(scope)
+            .await?
+            .into_iter()
+            .find(|r| r.name == name)
+            .map(|r| r.id))
+    }
+
+    /// Handles a container that exited: records its exit code, makes sure
+    /// its registration is gone, then removes it and moves it to history.
+    /// Returns what was removed, or `None` when there was nothing to do.
+    ///
+    /// # Errors
+    /// GitHub or Docker errors; the container is then kept and the next
+    /// reconcile pass retries.
+    pub async fn retire_exited(&self, name: &str) -> Result<Option<RemovedRunner>, FleetError> {
+        if self.registry.get_live(name).is_some_and(|v| v.removing) {
+            // A deletion in progress owns this runner.
+            return Ok(None);
+        }
+        let Some(container) = self.docker.inspect_runner(name).await? else {
+            // Already removed (by us, or by hand): just move it to history.
+            self.registry.retire(name);
+            return Ok(None);
+        };
+        if !container.exited() {
+            return Ok(None);
+        }
+        let code = container.exit_code;
+        if self.registry.get_live(name).is_none() {
+            self.registry
+                .sync_with_docker(std::slice::from_ref(&container));
+        }
+        let mut trigger_pull = false;
+        self.registry.update(name, |view| {
+            view.phase = ContainerPhase::Exited(code);
+            view.online = false;
+            view.busy = false;
+            if code == Some(7) {
+                view.reason =
+                    Some("runner version deprecated (exit code 7); pulling a newer image".into());
+                trigger_pull = true;
+            } else if code != Some(0) && view.reason.is_none() {
+                view.reason = Some(format!(
+                    "container exited with code {}",
+                    code.map_or("unknown".into(), |c| c.to_string())
+                ));
+            }
+            if let Some(job) = &mut view.job
+                && job.status != "completed"
+            {
+                *job = RunnerJob {
+                    status: "completed".into(),
+                    ..job.clone()
+                };
+            }
+        });
+        if trigger_pull {
+            self.image.pull_now.notify_one();
+        }
+        let github_id = match container.record.github_runner_id {
+            Some(id) => Some(id),
+            None => {
+                self.find_registration(&container.record.scope, name)
+                    .await?
+            }
+        };
+        let deleted = self
+            .deregister_then_remove(name, &container.record.scope, github_id)
+            .await?;
+        self.registry.retire(name);
+        info!(runner = name, exit_code = ?code, "runner finished and removed");
+        Ok(Some(RemovedRunner {
+            id: name.to_owned(),
+            reason: RemovalReason::Exited,
+            container_removed: true,
+            registration_deleted: deleted,
+        }))
+    }
+}

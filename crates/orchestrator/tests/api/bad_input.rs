@@ -1,0 +1,80 @@
+//! Bad input gets a JSON error with a code, the right status, and changes nothing.
+
+use serde_json::{Value, json};
+
+use crate::helpers::TestEnv;
+
+async fn assert_nothing_created(env: &TestEnv) {
+    assert!(env.containers().is_empty(), "no container");
+    assert!(env.registrations().await.is_empty(), "no registration");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_create_requests_are_refused_and_change_nothing() {
+    let env = TestEnv::start().await;
+    let cases: Vec<(Value, u16)> = vec![
+        (json!({"count": 0}), 422),
+        (json!({"count": 11}), 422),
+        (json!({"count": -1}), 422),
+        (json!({"count": "two"}), 422),
+        (json!({"count": 1, "colour": "red"}), 422),
+        (json!({"count": 1, "repository": "not-a-repo"}), 422),
+        (
+            json!({"count": 1, "repository": "a/b", "organization": "a"}),
+            422,
+        ),
+        (json!({"count": 1, "labels": [""]}), 422),
+        (json!({"count": 1, "labels": ["has space"]}), 422),
+        (json!({"count": 1, "labels": ["a,b"]}), 422),
+        (json!({"count": 1, "labels": ["x".repeat(101)]}), 422),
+        (
+            json!({"count": 1, "labels": (0..100).map(|i| format!("l{i}")).collect::<Vec<_>>()}),
+            422,
+        ),
+        (json!({"count": 1, "image": "alpine:latest"}), 422),
+        (json!({"count": 1, "repository": "acme/unknown"}), 422),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = env.post("/runners/create", body.clone()).await;
+        assert_eq!(status, expected, "{body} → {answer}");
+        assert!(answer["error"]["code"].is_string(), "{answer}");
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+    }
+    // Unreadable JSON.
+    let response = env
+        .http
+        .post(format!("{}/runners/create", env.base))
+        .header("content-type", "application/json")
+        .body("{\"count\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert_nothing_created(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_runners_and_odd_ids_are_clear_errors() {
+    let env = TestEnv::start().await;
+    let (status, body) = env.get("/runners/gha-runner-nope/status").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    for id in ["..", "a%2Fb", "%2E%2E", &"x".repeat(300)] {
+        let (status, body) = env.get(&format!("/runners/{id}/status")).await;
+        assert!(status == 400 || status == 404, "{id}: {status} {body}");
+        assert!(body["error"]["code"].is_string(), "{body}");
+    }
+    let (status, body) = env.get("/runners?state=sleeping").await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = env.get("/runners?state=idle").await;
+    assert_eq!(status, 200);
+    let (status, body) = env.get("/nowhere").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}

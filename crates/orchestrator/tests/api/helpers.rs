@@ -1,0 +1,314 @@
+//! The test world: a Docker network of the test's own, the GitHub simulator
+//! bound on that network's gateway (so runner containers reach it), the
+//! runner stand-in image, and the real `gha-orchestrator` binary as a child
+//! process. Everything is removed on drop, panics included.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use github_sim::{RunningSim, SimConfig};
+use serde_json::{Value, json};
+use test_support::{TestDocker, ensure_sim_runner_image, wait_for};
+
+/// The token the simulator accepts and the orchestrator is given.
+pub const TOKEN: &str = "ghp_TestTokenThatMustNeverLeak0123456789";
+/// The repository the simulator knows and the orchestrator defaults to.
+pub const REPO: &str = "acme/app";
+/// An organization the simulator knows.
+pub const ORG: &str = "acme";
+
+/// One test's world.
+pub struct TestEnv {
+    pub docker: TestDocker,
+    pub sim: Option<RunningSim>,
+    pub orchestrator: Option<Child>,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub log_path: PathBuf,
+    port: u16,
+    extra_env: Vec<(String, String)>,
+}
+
+/// Knobs a test may turn.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra environment for the orchestrator.
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl TestEnv {
+    /// Starts everything with the defaults.
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Starts everything.
+    pub async fn start_with(options: Options) -> Self {
+        let image = ensure_sim_runner_image();
+        let docker = TestDocker::new();
+        let mut config = SimConfig::for_tests(SocketAddr::new(docker.gateway, 0));
+        config.tokens = vec![TOKEN.to_owned().into()];
+        config.repos = vec![REPO.to_owned(), format!("{ORG}/other")];
+        config.orgs = vec![ORG.to_owned()];
+        config.runner_offline_after_ms = 2000;
+        let sim = github_sim::spawn(config).await.expect("simulator starts");
+        let port = free_port();
+        let log_path = std::env::temp_dir().join(format!("gha-orchestrator-{}.log", docker.id));
+        let mut extra_env = vec![
+            ("RUNNER_IMAGE".to_owned(), image.to_owned()),
+            ("GITHUB_API_URL".to_owned(), sim.url()),
+        ];
+        extra_env.extend(
+            options
+                .env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone())),
+        );
+        let mut env = TestEnv {
+            docker,
+            sim: Some(sim),
+            orchestrator: None,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            log_path,
+            port,
+            extra_env,
+        };
+        env.start_orchestrator().await;
+        env
+    }
+
+    /// Starts (or restarts) the orchestrator process and waits until it serves.
+    pub async fn start_orchestrator(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gha-orchestrator"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ORCHESTRATOR_HOST", "127.0.0.1")
+            .env("ORCHESTRATOR_PORT", self.port.to_string())
+            .env("ORCHESTRATOR_ID", &self.docker.id)
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_REPOSITORY", REPO)
+            .env("RUNNER_NETWORK", &self.docker.network)
+            .env("RUNNER_IMAGE_PULL_INTERVAL_SECONDS", "0")
+            .env("RECONCILE_INTERVAL_SECONDS", "1")
+            .env("RUST_LOG", "trace,hyper=debug,h2=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            command.env("DOCKER_HOST", host);
+        }
+        for (k, v) in &self.extra_env {
+            command.env(k, v);
+        }
+        self.orchestrator = Some(command.spawn().expect("start gha-orchestrator"));
+        let http = self.http.clone();
+        let url = format!("{}/healthz", self.base);
+        wait_for("the orchestrator to serve", Duration::from_secs(20), || {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                http.get(&url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            }
+        })
+        .await;
+    }
+
+    /// SIGKILLs the orchestrator.
+    pub fn kill_orchestrator(&mut self) {
+        if let Some(mut child) = self.orchestrator.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERMs the orchestrator and waits for it to exit (without blocking
+    /// the simulator, which shares this runtime); returns how long it took.
+    pub async fn terminate_orchestrator(&mut self) -> Duration {
+        let mut child = self.orchestrator.take().expect("running");
+        let started = std::time::Instant::now();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        started.elapsed()
+    }
+
+    /// The simulator's base URL.
+    pub fn sim_url(&self) -> String {
+        self.sim.as_ref().unwrap().url()
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(response).await
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        status_json(response).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        status_json(response).await
+    }
+
+    /// `GET` on the simulator's control API.
+    pub async fn sim_get(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.sim_url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// `POST` on the simulator's control API.
+    pub async fn sim_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.sim_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(response).await
+    }
+
+    /// Every runner registration the simulator holds.
+    pub async fn registrations(&self) -> Vec<Value> {
+        let body = self.sim_get("/_sim/runners").await;
+        body.as_array()
+            .cloned()
+            .or_else(|| body["runners"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    /// Queues a job in the simulator; returns its id.
+    pub async fn queue_job(&self, labels: &[&str], duration_ms: u64) -> i64 {
+        let (status, body) = self
+            .sim_post(
+                "/_sim/jobs",
+                json!({"repository": REPO, "labels": labels, "duration_ms": duration_ms, "conclusion": "success"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_i64().unwrap()
+    }
+
+    /// The job as the simulator sees it.
+    pub async fn job(&self, id: i64) -> Value {
+        self.sim_get(&format!("/_sim/jobs/{id}")).await
+    }
+
+    /// Names of this test's runner containers.
+    pub fn containers(&self) -> Vec<String> {
+        TestDocker::containers_with_label("dev.gha-runners.instance", &self.docker.id)
+    }
+
+    /// Creates `count` runners and returns their ids.
+    pub async fn create(&self, count: u32) -> Vec<String> {
+        let (status, body) = self.post("/runners/create", json!({"count": count})).await;
+        assert_eq!(status, 201, "{body}");
+        body["runners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Waits until the runner is in `state` and returns it.
+    pub async fn wait_state(&self, id: &str, state: &str, timeout: Duration) -> Value {
+        wait_for(&format!("runner {id} to be {state}"), timeout, || async {
+            let (code, body) = self.get(&format!("/runners/{id}/status")).await;
+            (code == 200 && body["state"] == state).then_some(body)
+        })
+        .await
+    }
+
+    /// Waits until neither containers nor registrations of ours remain.
+    pub async fn wait_nothing_left(&self, timeout: Duration) {
+        wait_for("no container and no registration left", timeout, || async {
+            let regs = self.registrations().await;
+            (self.containers().is_empty() && regs.is_empty()).then_some(())
+        })
+        .await;
+    }
+
+    /// The orchestrator's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        self.kill_orchestrator();
+        if std::thread::panicking() || std::env::var_os("TEST_LOG").is_some() {
+            eprintln!("--- orchestrator log ({}) ---", self.log_path.display());
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        } else {
+            let _ = std::fs::remove_file(&self.log_path);
+        }
+        // The simulator stops with the runtime; containers and network go
+        // with `self.docker`'s own drop.
+    }
+}
+
+async fn status_json(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,0 +1,12 @@
+#![allow(unreachable_pub, missing_debug_implementations)]
+//! Integration tests of gha-orchestrator: the real binary, the real Docker
+//! engine, the GitHub simulator and the runner stand-in image.
+
+mod helpers;
+
+mod bad_input;
+mod capacity;
+mod crash_recovery;
+mod github_faults;
+mod lifecycle;
+mod secrets;

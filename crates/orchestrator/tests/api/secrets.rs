@@ -1,0 +1,64 @@
+//! The GitHub token never leaks: not in containers, not in logs, not in answers.
+
+use std::time::Duration;
+
+use serde_json::json;
+use test_support::TestDocker;
+
+use crate::helpers::{TOKEN, TestEnv};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_appears_nowhere() {
+    let env = TestEnv::start().await;
+    let (status, body) = env.post("/runners/create", json!({"count": 1})).await;
+    assert_eq!(status, 201);
+    assert!(!body.to_string().contains(TOKEN));
+    let id = body["runners"][0]["id"].as_str().unwrap().to_owned();
+    env.wait_state(&id, "idle", Duration::from_secs(20)).await;
+    let inspect = TestDocker::inspect(&id).unwrap().to_string();
+    assert!(!inspect.contains(TOKEN), "token in docker inspect");
+    assert!(inspect.contains("ACTIONS_RUNNER_INPUT_JITCONFIG"));
+    let (_, health) = env.get("/health").await;
+    assert!(!health.to_string().contains(TOKEN));
+    let (_, list) = env.get("/runners").await;
+    assert!(!list.to_string().contains(TOKEN));
+    let jit = inspect
+        .split("ACTIONS_RUNNER_INPUT_JITCONFIG=")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _) = env.delete(&format!("/runners/{id}")).await;
+    assert_eq!(status, 204);
+    // Logged at trace level: neither the token nor the JIT configuration.
+    let log = env.log();
+    assert!(!log.is_empty());
+    assert!(!log.contains(TOKEN), "token in the orchestrator's log");
+    assert!(
+        !log.contains(&jit),
+        "JIT configuration in the orchestrator's log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_docker_github_and_counts() {
+    let env = TestEnv::start().await;
+    let (status, health) = env.get("/health").await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["docker"]["reachable"], true);
+    assert!(health["docker"]["version"].is_string());
+    assert_eq!(health["github"]["reachable"], true);
+    assert!(health["github"]["rate_limit_remaining"].as_i64().unwrap() > 0);
+    assert_eq!(health["runner_image"]["present"], true);
+    assert_eq!(health["runners"]["idle"], 0);
+    assert_eq!(health["max_runners"], 10);
+    let (status, spec) = env.get("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(
+        spec["paths"]["/runners/create"]["post"].is_object(),
+        "{spec}"
+    );
+}
