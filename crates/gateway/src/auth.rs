@@ -1,0 +1,141 @@
+//! API-key authentication: a key in `X-API-Key` or `Authorization: Bearer`,
+//! checked in constant time against `API_KEYS`.
+//!
+//! Only the routes that need a key carry this middleware (it is a
+//! `route_layer` on the runner routes), so the open paths — health, docs,
+//! `/openapi.json` and the GitHub webhook, which GitHub cannot send a key to
+//! and whose signature the orchestrator checks — are open by construction,
+//! not by a list of prefixes that could match more than meant.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::error::ApiError;
+
+/// The header a client puts its key in (or `Authorization: Bearer KEY`).
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The accepted keys, kept only as SHA-256 digests: comparing fixed-length
+/// digests means the comparison takes the same time whatever the length or
+/// content of the key presented.
+#[derive(Clone)]
+pub struct ApiKeys {
+    digests: Arc<[[u8; 32]]>,
+}
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiKeys")
+            .field("count", &self.digests.len())
+            .finish()
+    }
+}
+
+impl ApiKeys {
+    /// The accepted keys.
+    pub fn new<'a>(keys: impl IntoIterator<Item = &'a SecretString>) -> Self {
+        Self {
+            digests: keys
+                .into_iter()
+                .map(|k| digest(k.expose_secret()))
+                .collect(),
+        }
+    }
+
+    /// Whether any key is required at all.
+    pub fn enabled(&self) -> bool {
+        !self.digests.is_empty()
+    }
+
+    /// Whether `presented` is one of the keys. Every key is compared, with
+    /// no early exit.
+    pub fn accepts(&self, presented: &str) -> bool {
+        let presented = digest(presented);
+        let matched = self
+            .digests
+            .iter()
+            .fold(Choice::from(0), |acc, key| acc | key.ct_eq(&presented));
+        matched.into()
+    }
+}
+
+fn digest(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+/// The key a request presents, from `X-API-Key` or `Authorization: Bearer`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(key.trim());
+    }
+    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+/// Middleware: lets the request through when authentication is off or the
+/// key is right; 401 with `WWW-Authenticate` otherwise.
+pub async fn require_api_key(
+    State(keys): State<ApiKeys>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if !keys.enabled() {
+        return next.run(request).await;
+    }
+    match presented_key(request.headers()) {
+        Some(key) if keys.accepts(key) => next.run(request).await,
+        Some(_) => ApiError::unauthorized("the API key is not valid").into_response(),
+        None => ApiError::unauthorized(
+            "an API key is required: send it in X-API-Key or Authorization: Bearer",
+        )
+        .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn accepts_only_configured_keys() {
+        let secrets = [SecretString::from("alpha"), SecretString::from("beta")];
+        let keys = ApiKeys::new(&secrets);
+        assert!(keys.enabled());
+        assert!(keys.accepts("alpha"));
+        assert!(keys.accepts("beta"));
+        assert!(!keys.accepts("alph"));
+        assert!(!keys.accepts(""));
+    }
+
+    #[test]
+    fn reads_both_header_forms() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer  k1 "),
+        );
+        assert_eq!(presented_key(&headers), Some("k1"));
+        headers.insert(API_KEY_HEADER, HeaderValue::from_static("k2"));
+        assert_eq!(presented_key(&headers), Some("k2"));
+        let mut basic = HeaderMap::new();
+        basic.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic xyz"));
+        assert_eq!(presented_key(&basic), None);
+    }
+
+    #[test]
+    fn debug_does_not_show_keys() {
+        let keys = ApiKeys::new(&[SecretString::from("hunter2")]);
+        assert!(!format!("{keys:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,150 @@
+//! The gateway's configuration: every environment variable, parsed and
+//! checked once at start-up.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use secrecy::SecretString;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Everything the gateway reads from its environment. `--help` lists each
+/// variable with its default.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gha-api-gateway", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "API_GATEWAY_HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "API_GATEWAY_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Base URL of the orchestrator; every `/api/v1` call is forwarded there.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_URL",
+        default_value = "http://orchestrator:8000"
+    )]
+    pub orchestrator_url: String,
+    /// API keys a client may present (comma-separated). Empty turns
+    /// authentication off. Never logged.
+    #[arg(
+        long,
+        env = "API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_parser = parse_secret
+    )]
+    pub api_keys: Vec<SecretString>,
+    /// Requests per second each client may make once its burst is spent.
+    #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 10)]
+    pub rate_limit_per_second: u32,
+    /// Requests a client may make at once before the per-second rate applies.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 20)]
+    pub rate_limit_burst: u32,
+    /// Take the client address from `X-Forwarded-For`/`Forwarded` (only
+    /// behind a reverse proxy that sets them; otherwise anyone can spoof them).
+    #[arg(long, env = "TRUST_PROXY_HEADERS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub trust_proxy_headers: bool,
+    /// Origins allowed by CORS: `*` or a comma-separated list.
+    #[arg(long, env = "CORS_ORIGINS", default_value = "*", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// How long one orchestrator call may take, in seconds.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_SECONDS", default_value_t = 30)]
+    pub upstream_timeout_seconds: u64,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.trim()))
+}
+
+impl Config {
+    /// Checks what clap cannot: values that parse but make no sense.
+    ///
+    /// # Errors
+    /// A message naming the variable at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rate_limit_per_second == 0 {
+            return Err("RATE_LIMIT_PER_SECOND must be at least 1".into());
+        }
+        if self.rate_limit_burst == 0 {
+            return Err("RATE_LIMIT_BURST must be at least 1".into());
+        }
+        if self.upstream_timeout_seconds == 0 {
+            return Err("UPSTREAM_TIMEOUT_SECONDS must be at least 1".into());
+        }
+        let url = reqwest::Url::parse(&self.orchestrator_url)
+            .map_err(|e| format!("ORCHESTRATOR_URL={}: {e}", self.orchestrator_url))?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(format!(
+                "ORCHESTRATOR_URL={} must be an http:// or https:// URL",
+                self.orchestrator_url
+            ));
+        }
+        Ok(())
+    }
+
+    /// The upstream timeout as a [`Duration`].
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream_timeout_seconds)
+    }
+
+    /// The configured keys, blanks dropped (`API_KEYS=""` means none).
+    pub fn keys(&self) -> impl Iterator<Item = &SecretString> {
+        use secrecy::ExposeSecret;
+        self.api_keys
+            .iter()
+            .filter(|k| !k.expose_secret().is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(env: &[&str]) -> Config {
+        let mut args = vec!["gha-api-gateway"];
+        args.extend_from_slice(env);
+        Config::try_parse_from(args).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = parse(&[]);
+        config.validate().unwrap();
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.cors_origins, vec!["*"]);
+        assert_eq!(config.keys().count(), 0);
+    }
+
+    #[test]
+    fn keys_split_on_commas_and_blanks_are_dropped() {
+        let config = parse(&["--api-keys", "a, b,,"]);
+        assert_eq!(config.keys().count(), 2);
+    }
+
+    #[test]
+    fn zero_rate_is_refused() {
+        let config = parse(&["--rate-limit-per-second", "0"]);
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .contains("RATE_LIMIT_PER_SECOND")
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! The proxied `/api/v1` endpoints and where each goes on the orchestrator.
+//! Each handler is one line of forwarding; its doc comment and
+//! `#[utoipa::path]` are the published API documentation.
+
+use api_types::{
+    CleanupReport, CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ErrorBody,
+    ListRunnersQuery, Runner, RunnerList,
+};
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, Request, State};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::AppState;
+use crate::auth::{self, ApiKeys};
+use crate::error::ApiError;
+use crate::proxy::runner_id_segment;
+
+/// The runner endpoints, behind the API key.
+pub fn runners(keys: ApiKeys) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_runners, list_runners))
+        .routes(routes!(get_runner, delete_runner))
+        .routes(routes!(cleanup_runners))
+        .route_layer(middleware::from_fn_with_state(keys, auth::require_api_key))
+}
+
+/// The GitHub webhook endpoint: open, since GitHub cannot send an API key;
+/// the orchestrator checks `X-Hub-Signature-256` against the raw body.
+pub fn webhooks() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive_github_webhook))
+}
+
+/// Create runners.
+///
+/// Registers `count` single-use runners with GitHub and starts a container
+/// for each. All or nothing. Forwarded to the orchestrator's
+/// `POST /runners/create`.
+#[utoipa::path(
+    post, path = "/api/v1/runners", tag = "runners",
+    request_body = CreateRunnersRequest,
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 201, description = "The runners, all `starting`", body = CreateRunnersResponse),
+        (status = 400, description = "Unreadable JSON", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 409, description = "Not enough free slots under MAX_RUNNERS", body = ErrorBody),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
+        (status = 422, description = "Invalid request, image not allowed, or unknown repository/organization", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable, or GitHub failed", body = ErrorBody),
+        (status = 503, description = "Docker unreachable, GitHub rate limit, or shutting down", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn create_runners(State(state): State<AppState>, request: Request) -> Response {
+    state.upstream.forward(request, "/runners/create").await
+}
+
+/// List runners.
+///
+/// Live runners and recently finished ones, oldest first. Forwarded to
+/// `GET /runners` with the query.
+#[utoipa::path(
+    get, path = "/api/v1/runners", tag = "runners",
+    params(ListRunnersQuery),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Runners", body = RunnerList),
+        (status = 400, description = "Unknown filter or value", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn list_runners(State(state): State<AppState>, request: Request) -> Response {
+    state.upstream.forward(request, "/runners").await
+}
+
+/// Show one runner.
+///
+/// Forwarded to `GET /runners/{id}/status`.
+#[utoipa::path(
+    get, path = "/api/v1/runners/{id}", tag = "runners",
+    params(("id" = String, Path, description = "The runner's name")),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The runner", body = Runner),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such runner", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn get_runner(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    match runner_path(id) {
+        Ok(segment) => {
+            let path = format!("/runners/{segment}/status");
+            state.upstream.forward(request, &path).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Delete a runner.
+///
+/// Deregisters it from GitHub, then removes its container; a busy runner is
+/// refused with 409 unless `force=true`. Forwarded to `DELETE /runners/{id}`
+/// with the query.
+#[utoipa::path(
+    delete, path = "/api/v1/runners/{id}", tag = "runners",
+    params(("id" = String, Path, description = "The runner's name"), DeleteRunnerQuery),
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "Deregistered and removed"),
+        (status = 400, description = "Malformed id or query", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "No such runner", body = ErrorBody),
+        (status = 409, description = "The runner is busy", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable, or GitHub failed", body = ErrorBody),
+        (status = 503, description = "Docker unreachable or GitHub rate limit", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn delete_runner(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    request: Request,
+) -> Response {
+    match runner_path(id) {
+        Ok(segment) => {
+            let path = format!("/runners/{segment}");
+            state.upstream.forward(request, &path).await
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Reconcile now.
+///
+/// Runs one reconcile pass and reports what it removed, by reason.
+/// Forwarded to `POST /runners/cleanup`.
+#[utoipa::path(
+    post, path = "/api/v1/runners/cleanup", tag = "runners",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "What the pass removed", body = CleanupReport),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn cleanup_runners(State(state): State<AppState>, request: Request) -> Response {
+    state.upstream.forward(request, "/runners/cleanup").await
+}
+
+/// Receive a GitHub webhook.
+///
+/// No API key: GitHub signs the body instead. The body and GitHub's headers
+/// are forwarded byte for byte to the orchestrator's `POST /webhooks/github`,
+/// which checks `X-Hub-Signature-256`.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/github", tag = "webhooks",
+    params(
+        ("X-GitHub-Event" = String, Header, description = "The event name, e.g. `workflow_job`"),
+        ("X-GitHub-Delivery" = String, Header, description = "GitHub's delivery id"),
+        ("X-Hub-Signature-256" = String, Header, description = "`sha256=` HMAC of the body with the webhook secret"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "GitHub's event payload, forwarded unchanged"),
+    responses(
+        (status = 200, description = "Handled"),
+        (status = 202, description = "Accepted"),
+        (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
+        (status = 422, description = "Unreadable payload", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
+        (status = 503, description = "The orchestrator cannot act on it now", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn receive_github_webhook(State(state): State<AppState>, request: Request) -> Response {
+    state.upstream.forward(request, "/webhooks/github").await
+}
+
+fn runner_path(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    let Path(id) = id.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    runner_id_segment(&id)
+}

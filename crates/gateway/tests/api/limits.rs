@@ -1,0 +1,156 @@
+//! Rate limits (per client, proxy headers only when trusted), CORS, body size.
+
+use reqwest::Method;
+
+use crate::helpers::{TestGateway, TestUpstream, error_code};
+
+const TIGHT: [(&str, &str); 2] = [("RATE_LIMIT_PER_SECOND", "1"), ("RATE_LIMIT_BURST", "3")];
+
+/// Sends requests (with the given `X-Forwarded-For`) until one is limited;
+/// returns how many passed before, and the 429.
+async fn until_limited(
+    gw: &TestGateway,
+    forwarded_for: Option<&str>,
+) -> (usize, reqwest::Response) {
+    for passed in 0..10 {
+        let mut request = gw.authed(Method::GET, "/api/v1/runners");
+        if let Some(xff) = forwarded_for {
+            request = request.header("x-forwarded-for", xff);
+        }
+        let response = request.send().await.unwrap();
+        if response.status() == 429 {
+            return (passed, response);
+        }
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("x-ratelimit-remaining"));
+    }
+    panic!("never limited");
+}
+
+#[tokio::test]
+async fn burst_then_429_with_retry_after_and_json() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::spawn(&upstream.url, &TIGHT);
+    let (passed, response) = until_limited(&gw, None).await;
+    assert!((3..=4).contains(&passed), "{passed} passed");
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    assert_eq!(response.headers()["x-ratelimit-limit"], "3");
+    assert_eq!(response.headers()["x-ratelimit-remaining"], "0");
+    assert_eq!(error_code(response).await, "rate_limited");
+    // Liveness probes are never throttled.
+    for _ in 0..5 {
+        let response = gw.client.get(gw.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn spoofed_forwarded_for_does_not_escape_the_limit() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::spawn(&upstream.url, &TIGHT);
+    let mut limited = false;
+    for i in 0..8 {
+        let response = gw
+            .authed(Method::GET, "/api/v1/runners")
+            .header("x-forwarded-for", format!("203.0.113.{i}"))
+            .header("forwarded", format!("for=198.51.100.{i}"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(
+        limited,
+        "fresh X-Forwarded-For values must not give fresh buckets"
+    );
+}
+
+#[tokio::test]
+async fn trusted_proxy_headers_give_each_client_its_own_bucket() {
+    let upstream = TestUpstream::start().await;
+    let mut env = TIGHT.to_vec();
+    env.push(("TRUST_PROXY_HEADERS", "true"));
+    let gw = TestGateway::spawn(&upstream.url, &env);
+    let (passed, _) = until_limited(&gw, Some("203.0.113.1")).await;
+    assert!(passed >= 3);
+    let response = gw
+        .authed(Method::GET, "/api/v1/runners")
+        .header("x-forwarded-for", "203.0.113.2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "another client has its own bucket");
+}
+
+#[tokio::test]
+async fn cors_preflight_allows_listed_origin_and_refuses_others() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::spawn(&upstream.url, &[("CORS_ORIGINS", "https://ok.example")]);
+    let preflight = |origin: &'static str| {
+        gw.client
+            .request(Method::OPTIONS, gw.url("/api/v1/runners"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "x-api-key, content-type")
+            .send()
+    };
+    let response = preflight("https://ok.example").await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://ok.example"
+    );
+    let allowed = response.headers()["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(
+        allowed.contains("x-api-key") && allowed.contains("content-type"),
+        "{allowed}"
+    );
+    let response = preflight("https://evil.example").await.unwrap();
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    assert!(
+        upstream.received().is_empty(),
+        "preflights stay at the gateway"
+    );
+}
+
+#[tokio::test]
+async fn body_over_the_limit_gets_413_json() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::spawn(&upstream.url, &[]);
+    let big = vec![b'x'; 2 * 1024 * 1024];
+    let response = gw
+        .authed(Method::POST, "/api/v1/runners")
+        .header("content-type", "application/json")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(error_code(response).await, "payload_too_large");
+    // The open webhook path has the same limit.
+    let response = gw
+        .client
+        .post(gw.url("/api/v1/webhooks/github"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(error_code(response).await, "payload_too_large");
+    assert!(upstream.received().is_empty());
+}
