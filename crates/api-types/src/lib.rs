@@ -10,12 +10,14 @@
 //!   request shapes.
 //! - [`cleanup`]: the report of a reconcile pass.
 //! - [`health`]: the health documents of the orchestrator and the gateway.
+//! - [`webhooks`]: the answer to a GitHub webhook delivery.
 //! - [`error`]: the one error body every endpoint uses.
 
 pub mod cleanup;
 pub mod error;
 pub mod health;
 pub mod runners;
+pub mod webhooks;
 
 pub use cleanup::{CleanupReport, RemovalReason, RemovedRunner};
 pub use error::{ErrorBody, ErrorDetail};
@@ -26,3 +28,4 @@ pub use runners::{
     CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ListRunnersQuery, Runner,
     RunnerJob, RunnerList, RunnerState,
 };
+pub use webhooks::WebhookAck;

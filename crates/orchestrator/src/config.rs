@@ -132,6 +132,23 @@ pub struct Config {
     #[arg(long, env = "DOCKER_TIMEOUT_SECONDS", default_value_t = 20)]
     pub docker_timeout_seconds: u64,
 
+    /// Secret GitHub signs webhook deliveries with; without it
+    /// `POST /webhooks/github` answers 404 (webhooks off).
+    #[arg(long, env = "GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub github_webhook_secret: Option<SecretString>,
+    /// More repositories (`owner/name`, comma-separated) whose jobs get runners.
+    #[arg(long, env = "ALLOWED_REPOSITORIES", value_delimiter = ',')]
+    pub allowed_repositories: Vec<String>,
+    /// Seconds between polls of queued jobs (0: no polling; webhooks only).
+    #[arg(long, env = "AUTOSCALE_POLL_INTERVAL_SECONDS", default_value_t = 30)]
+    pub autoscale_poll_interval_seconds: u64,
+    /// Idle runners kept online in the default scope, ready for the next job.
+    #[arg(long, env = "MIN_IDLE_RUNNERS", default_value_t = 0)]
+    pub min_idle_runners: u32,
+    /// Seconds an idle runner above the warm pool may wait for a job before it is removed.
+    #[arg(long, env = "RUNNER_IDLE_TIMEOUT_SECONDS", default_value_t = 300)]
+    pub runner_idle_timeout_seconds: u64,
+
     /// Log format: `text` or `json`. Verbosity comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -166,7 +183,7 @@ impl Config {
         if self.reconcile_interval_seconds == 0 {
             return Err("RECONCILE_INTERVAL_SECONDS must be at least 1".into());
         }
-        if self.runner_command.split_whitespace().next().is_none() {
+        if self.runner_command_args().is_empty() {
             return Err("RUNNER_COMMAND must not be empty".into());
         }
         if self.instance_id.is_empty() || self.instance_id.len() > 63 {
@@ -205,7 +222,53 @@ impl Config {
         {
             return Err("RUNNER_PIDS_LIMIT must be at least 1".into());
         }
+        for repo in &self.allowed_repositories {
+            Scope::repository(repo.trim()).map_err(|e| format!("ALLOWED_REPOSITORIES: {e}"))?;
+        }
+        if self.min_idle_runners > self.max_runners {
+            return Err(format!(
+                "MIN_IDLE_RUNNERS ({}) is above MAX_RUNNERS ({}): the warm pool could never be filled",
+                self.min_idle_runners, self.max_runners
+            ));
+        }
+        if self.min_idle_runners > 0 && self.default_scope().is_none() {
+            return Err(
+                "MIN_IDLE_RUNNERS needs GITHUB_REPOSITORY or GITHUB_ORG: the warm pool registers there".into(),
+            );
+        }
+        if self.runner_idle_timeout_seconds == 0 {
+            return Err("RUNNER_IDLE_TIMEOUT_SECONDS must be at least 1".into());
+        }
         Ok(())
+    }
+
+    /// Repositories whose queued jobs get runners: `GITHUB_REPOSITORY` and
+    /// `ALLOWED_REPOSITORIES` (an organization's repositories are served
+    /// through `GITHUB_ORG` as well).
+    pub fn served_repositories(&self) -> Vec<Scope> {
+        let mut repos: Vec<Scope> = self
+            .github_repository
+            .iter()
+            .chain(self.allowed_repositories.iter())
+            .filter_map(|r| Scope::repository(r.trim()).ok())
+            .collect();
+        repos.sort();
+        repos.dedup();
+        repos
+    }
+
+    /// The scope a job of repository `full_name` gets its runner in, or
+    /// `None` when we do not serve that repository.
+    pub fn scope_for_job(&self, full_name: &str) -> Option<Scope> {
+        if let Some(org) = &self.github_org
+            && let Ok(scope) = Scope::organization(org)
+            && scope.covers_repository(full_name)
+        {
+            return Some(scope);
+        }
+        self.served_repositories()
+            .into_iter()
+            .find(|repo| repo.covers_repository(full_name))
     }
 
     /// The scope used when a request names none.
@@ -247,10 +310,48 @@ impl Config {
         labels
     }
 
+    /// `RUNNER_COMMAND` split into arguments: on whitespace, except inside
+    /// single or double quotes (no other shell syntax).
+    pub fn runner_command_args(&self) -> Vec<String> {
+        split_command(&self.runner_command)
+    }
+
     /// The per-call Docker timeout.
     pub fn docker_timeout(&self) -> Duration {
         Duration::from_secs(self.docker_timeout_seconds.max(1))
     }
+}
+
+/// Splits a command line on whitespace, keeping quoted parts together.
+fn split_command(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut in_arg = false;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => current.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                in_arg = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_arg {
+                    args.push(std::mem::take(&mut current));
+                    in_arg = false;
+                }
+            }
+            (None, c) => {
+                current.push(c);
+                in_arg = true;
+            }
+        }
+    }
+    if in_arg {
+        args.push(current);
+    }
+    args
 }
 
 /// Names become container names and GitHub runner names: keep to what both accept.
@@ -307,6 +408,16 @@ mod tests {
     }
 
     #[test]
+    fn commands_split_like_a_shell_would() {
+        assert_eq!(
+            split_command("/home/runner/run.sh"),
+            ["/home/runner/run.sh"]
+        );
+        assert_eq!(split_command("sh -c 'exit 7'"), ["sh", "-c", "exit 7"]);
+        assert_eq!(split_command(r#"a "b c"  d ''"#), ["a", "b c", "d", ""]);
+    }
+
+    #[test]
     fn memory_sizes_parse() {
         assert_eq!(parse_memory("512m"), Ok(512 << 20));
         assert_eq!(parse_memory("2G"), Ok(2 << 30));
@@ -336,6 +447,32 @@ mod tests {
     fn base_labels_dedupe() {
         let c = config(&["--runner-labels", "docker,Linux"]);
         assert_eq!(c.base_labels(), ["self-hosted", "linux", "x64", "docker"]);
+    }
+
+    #[test]
+    fn warm_pool_must_fit_under_the_cap() {
+        let c = config(&["--github-repository", "o/r", "--min-idle-runners", "11"]);
+        assert!(c.validate().unwrap_err().contains("MIN_IDLE_RUNNERS"));
+        let c = config(&["--min-idle-runners", "1"]);
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .contains("GITHUB_REPOSITORY or GITHUB_ORG")
+        );
+    }
+
+    #[test]
+    fn jobs_map_to_scopes() {
+        let c = config(&["--github-org", "acme", "--allowed-repositories", "other/x"]);
+        assert_eq!(
+            c.scope_for_job("acme/app"),
+            Some(Scope::organization("acme").unwrap())
+        );
+        assert_eq!(
+            c.scope_for_job("other/x"),
+            Some(Scope::repository("other/x").unwrap())
+        );
+        assert_eq!(c.scope_for_job("other/y"), None);
     }
 
     #[test]

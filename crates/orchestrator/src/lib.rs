@@ -9,6 +9,7 @@
 //! - [`runners`]: the lifecycle (where a runner is created and destroyed)
 //!   and [`runners::Registry`], the in-memory view.
 //! - [`reconciler`]: the pass that keeps Docker, GitHub and the view in line.
+//! - [`autoscaler`]: runners on demand (webhooks, polling, warm pool).
 //! - [`events`]: Docker's exit events.
 //! - [`github`]: the GitHub REST client.
 //! - [`docker`]: the Docker engine client and our labels (where state lives:
@@ -17,6 +18,7 @@
 //! - [`telemetry`]: logging set-up.
 
 pub mod api;
+pub mod autoscaler;
 pub mod config;
 pub mod docker;
 pub mod events;

@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::docker::RunnerContainer;
 use crate::github::GitHubRunner;
 use crate::github::client::DeleteOutcome;
+use crate::runners::registry::ContainerPhase;
 use crate::runners::{Fleet, FleetError};
 use crate::scope::Scope;
 
@@ -178,6 +179,12 @@ impl Reconciler {
                     .await
                 {
                     Ok(deleted) => {
+                        fleet.registry.update(name, |v| {
+                            v.reason = Some(removal_note(reason, config_seconds(fleet, reason)));
+                            if reason == RemovalReason::RegistrationTimeout {
+                                v.phase = ContainerPhase::Exited(None);
+                            }
+                        });
                         fleet.registry.retire(name);
                         report.push(RemovedRunner {
                             id: name.clone(),
@@ -256,5 +263,30 @@ impl Reconciler {
                 None
             }
         }
+    }
+}
+
+/// The setting behind a time-based removal, in seconds.
+fn config_seconds(fleet: &Fleet, reason: RemovalReason) -> u64 {
+    match reason {
+        RemovalReason::RegistrationTimeout => fleet.config.runner_registration_timeout_seconds,
+        RemovalReason::MaxLifetime => fleet.config.runner_max_lifetime_seconds,
+        _ => 0,
+    }
+}
+
+/// What the API shows as the removed runner's `reason`.
+fn removal_note(reason: RemovalReason, seconds: u64) -> String {
+    match reason {
+        RemovalReason::RegistrationTimeout => {
+            format!("did not come online within {seconds}s (RUNNER_REGISTRATION_TIMEOUT_SECONDS)")
+        }
+        RemovalReason::MaxLifetime => {
+            format!(
+                "removed after its maximum lifetime of {seconds}s (RUNNER_MAX_LIFETIME_SECONDS)"
+            )
+        }
+        RemovalReason::RegistrationGone => "its GitHub registration was gone".to_owned(),
+        other => other.as_str().to_owned(),
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::api::{self, AppState};
+use crate::autoscaler::{self, Autoscaler};
 use crate::config::Config;
 use crate::docker::DockerEngine;
 use crate::events;
@@ -30,6 +31,7 @@ pub struct Application {
     listener: TcpListener,
     fleet: Arc<Fleet>,
     reconciler: Arc<Reconciler>,
+    autoscaler: Arc<Autoscaler>,
 }
 
 impl Application {
@@ -56,10 +58,12 @@ impl Application {
             format!("cannot listen on {address} (ORCHESTRATOR_HOST/ORCHESTRATOR_PORT)")
         })?;
         let reconciler = Arc::new(Reconciler::new(fleet.clone()));
+        let autoscaler = Arc::new(Autoscaler::new(fleet.clone()));
         Ok(Self {
             listener,
             fleet,
             reconciler,
+            autoscaler,
         })
     }
 
@@ -92,10 +96,20 @@ impl Application {
                 let stop = stop.clone();
                 async move { fleet.run_image_puller(stop).await }
             }),
+            tokio::spawn({
+                let autoscaler = self.autoscaler.clone();
+                let stop = stop.clone();
+                async move { autoscaler.run(stop).await }
+            }),
+            tokio::spawn(autoscaler::poller::run(
+                self.autoscaler.clone(),
+                stop.clone(),
+            )),
         ];
         let state = AppState {
             fleet: fleet.clone(),
             reconciler: self.reconciler.clone(),
+            autoscaler: self.autoscaler.clone(),
         };
         info!(port = self.port(), instance = %fleet.config.instance_id, "gha-orchestrator listening");
         let shutdown_fleet = fleet.clone();

@@ -2,8 +2,9 @@
 //! reused by tag.
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::SystemTime;
 
 use crate::workspace_root;
 
@@ -33,13 +34,20 @@ pub fn ensure_base_image() -> &'static str {
 /// When cargo fails.
 pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
     let _lock = lock("cargo-build");
-    // The test executable lives in target/<profile>/deps/.
+    // Test executables live in target/<profile>/deps/, binaries (the
+    // benchmark) in target/<profile>/.
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binary in target/<profile>/deps")
-        .to_path_buf();
+    let mut profile_dir = exe.parent().expect("exe in a directory").to_path_buf();
+    if profile_dir.file_name().is_some_and(|n| n == "deps") {
+        profile_dir.pop();
+    }
+    let binary = profile_dir.join(bin);
+    // `cargo nextest run --workspace` has built it already: reuse it when it
+    // is newer than its package's sources (a cargo call here could rebuild
+    // dependencies with another feature set and hold the build lock).
+    if is_fresh(&binary, &workspace_root().join("crates").join(package)) {
+        return binary;
+    }
     let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
@@ -49,7 +57,29 @@ pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
         cargo.arg("--release");
     }
     run(&mut cargo, &format!("build {bin}"));
-    profile_dir.join(bin)
+    binary
+}
+
+/// Whether `binary` exists and is newer than every file under `sources`.
+fn is_fresh(binary: &Path, sources: &Path) -> bool {
+    let Ok(built) = std::fs::metadata(binary).and_then(|m| m.modified()) else {
+        return false;
+    };
+    newest_file(sources).is_some_and(|newest| newest <= built)
+}
+
+fn newest_file(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time = if path.is_dir() {
+            newest_file(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(time);
+    }
+    newest
 }
 
 /// Makes sure [`SIM_RUNNER_IMAGE`] holds the current `sim-runner` binary, and

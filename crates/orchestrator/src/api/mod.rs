@@ -2,6 +2,7 @@
 //!
 //! - [`runners`]: `/runners…` handlers.
 //! - [`health`]: `/health`, `/healthz`.
+//! - [`webhooks`]: `/webhooks/github`, GitHub's deliveries.
 //! - [`error`]: [`ApiError`], the JSON error answer.
 //! - [`extract`]: JSON, query and path extractors that answer with [`ApiError`].
 
@@ -9,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod runners;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,11 +27,15 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 
+use crate::autoscaler::Autoscaler;
 use crate::reconciler::Reconciler;
 use crate::runners::Fleet;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Largest webhook payload accepted (GitHub caps deliveries at 25 MB;
+/// `workflow_job` payloads are a few kilobytes).
+pub const WEBHOOK_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -38,6 +44,8 @@ pub struct AppState {
     pub fleet: Arc<Fleet>,
     /// The reconcile pass, shared with the background loop.
     pub reconciler: Arc<Reconciler>,
+    /// Demand from webhooks and polling.
+    pub autoscaler: Arc<Autoscaler>,
 }
 
 #[derive(OpenApi)]
@@ -49,7 +57,8 @@ pub struct AppState {
     ),
     tags(
         (name = "runners", description = "Ephemeral runners"),
-        (name = "health", description = "Health checks")
+        (name = "health", description = "Health checks"),
+        (name = "webhooks", description = "GitHub webhook deliveries")
     ),
     components(schemas(api_types::ErrorBody))
 )]
@@ -60,6 +69,7 @@ pub fn router_and_spec(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(runners::router())
         .merge(health::router())
+        .merge(webhooks::router().layer(DefaultBodyLimit::max(WEBHOOK_MAX_BODY_BYTES)))
         .split_for_parts();
     (router.with_state(state), spec)
 }

@@ -27,6 +27,8 @@ pub const CREATED_AT: &str = "dev.gha-runners.created-at";
 pub const GITHUB_RUNNER_ID: &str = "dev.gha-runners.github-runner-id";
 /// The workflow job the runner was created for, when it was.
 pub const FOR_JOB: &str = "dev.gha-runners.for-job";
+/// `"true"` when the autoscaler created the runner (the idle timeout applies).
+pub const AUTOSCALED: &str = "dev.gha-runners.autoscaled";
 
 /// The record a runner container carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,8 @@ pub struct RunnerLabels {
     pub github_runner_id: Option<i64>,
     /// The job it was created for, when it was.
     pub for_job: Option<i64>,
+    /// Whether the autoscaler created it.
+    pub autoscaled: bool,
 }
 
 impl RunnerLabels {
@@ -62,6 +66,9 @@ impl RunnerLabels {
         }
         if let Some(job) = self.for_job {
             map.insert(FOR_JOB.to_owned(), job.to_string());
+        }
+        if self.autoscaled {
+            map.insert(AUTOSCALED.to_owned(), "true".to_owned());
         }
         map
     }
@@ -84,6 +91,7 @@ impl RunnerLabels {
                 .with_timezone(&Utc),
             github_runner_id: labels.get(GITHUB_RUNNER_ID).and_then(|v| v.parse().ok()),
             for_job: labels.get(FOR_JOB).and_then(|v| v.parse().ok()),
+            autoscaled: labels.get(AUTOSCALED).is_some_and(|v| v == "true"),
         })
     }
 }
@@ -107,7 +115,8 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
             github_runner_id: Some(7),
-            for_job: None,
+            for_job: Some(9),
+            autoscaled: true,
         };
         let docker = record.to_docker("test");
         assert!(docker.keys().all(|k| k.starts_with(PREFIX)));

@@ -13,8 +13,8 @@ use tracing::{debug, warn};
 
 use super::rate_limit::{RateLimitSnapshot, RateLimitState};
 use super::types::{
-    GitHubErrorBody, GitHubRunner, JitConfig, JitRequest, JitResponse, RegistrationToken,
-    RunnerPage, TokenResponse,
+    GitHubErrorBody, GitHubRunner, JitConfig, JitRequest, JitResponse, JobsPage, RegistrationToken,
+    RunnerPage, RunsPage, TokenResponse,
 };
 use crate::scope::Scope;
 
@@ -70,6 +70,20 @@ pub enum GitHubError {
     /// An answer we could not read.
     #[error("unexpected answer from GitHub: {0}")]
     Decode(String),
+}
+
+/// The answer to a conditional GET.
+#[derive(Debug)]
+pub enum Conditional<T> {
+    /// 304: unchanged since the ETag given.
+    NotModified,
+    /// A new answer and its ETag.
+    Fresh {
+        /// The body.
+        body: T,
+        /// Its ETag, for the next request.
+        etag: Option<String>,
+    },
 }
 
 /// The result of deleting a registration.
@@ -281,6 +295,69 @@ impl GitHubClient {
         }
     }
 
+    /// Workflow runs of `repo` in `status`, first 100 (a conditional request:
+    /// an unchanged answer costs no rate limit).
+    ///
+    /// # Errors
+    /// [`GitHubError`].
+    pub async fn list_runs(
+        &self,
+        repo: &Scope,
+        status: &str,
+        etag: Option<&str>,
+    ) -> Result<Conditional<RunsPage>, GitHubError> {
+        let path = format!(
+            "{}/actions/runs?status={status}&per_page=100",
+            repo.api_path()
+        );
+        self.get_conditional(&path, etag, &format!("runs of {repo}"))
+            .await
+    }
+
+    /// Jobs of one workflow run (latest attempt), first 100, conditional.
+    ///
+    /// # Errors
+    /// [`GitHubError`].
+    pub async fn list_jobs(
+        &self,
+        repo: &Scope,
+        run_id: i64,
+        etag: Option<&str>,
+    ) -> Result<Conditional<JobsPage>, GitHubError> {
+        let path = format!(
+            "{}/actions/runs/{run_id}/jobs?per_page=100",
+            repo.api_path()
+        );
+        self.get_conditional(&path, etag, &format!("jobs of run {run_id}"))
+            .await
+    }
+
+    async fn get_conditional<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        etag: Option<&str>,
+        what: &str,
+    ) -> Result<Conditional<T>, GitHubError> {
+        let response = self
+            .send_conditional(Method::GET, path, None, what, etag)
+            .await?;
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(Conditional::NotModified);
+        }
+        let etag = response
+            .headers()
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| GitHubError::Decode(format!("reading {what}: {e}")))?;
+        let body = serde_json::from_slice(&bytes)
+            .map_err(|e| GitHubError::Decode(format!("{what}: {e}")))?;
+        Ok(Conditional::Fresh { body, etag })
+    }
+
     /// `GET /rate_limit` (free of charge): refreshes the figures for `/health`.
     ///
     /// # Errors
@@ -314,7 +391,21 @@ impl GitHubClient {
         body: Option<serde_json::Value>,
         what: &str,
     ) -> Result<Response, GitHubError> {
-        let result = self.send_with_retries(method, path, body, what).await;
+        self.send_conditional(method, path, body, what, None).await
+    }
+
+    /// [`Self::send`] with an optional `If-None-Match`; a 304 counts as success.
+    async fn send_conditional(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+        what: &str,
+        if_none_match: Option<&str>,
+    ) -> Result<Response, GitHubError> {
+        let result = self
+            .send_with_retries(method, path, body, what, if_none_match)
+            .await;
         let mut last_error = self.last_error.lock().expect("last error lock");
         match &result {
             Ok(_) => *last_error = None,
@@ -333,6 +424,7 @@ impl GitHubClient {
         path: &str,
         body: Option<serde_json::Value>,
         what: &str,
+        if_none_match: Option<&str>,
     ) -> Result<Response, GitHubError> {
         let url = format!("{}{}", self.base_url, path);
         let mut attempt = 0;
@@ -348,11 +440,14 @@ impl GitHubClient {
             if let Some(body) = &body {
                 request = request.json(body);
             }
+            if let Some(etag) = if_none_match {
+                request = request.header(header::IF_NONE_MATCH, etag);
+            }
             let retry = match request.send().await {
                 Ok(response) => {
                     self.rate_limit.observe(response.headers());
                     let status = response.status();
-                    if status.is_success() {
+                    if status.is_success() || status == StatusCode::NOT_MODIFIED {
                         return Ok(response);
                     }
                     let headers = response.headers().clone();

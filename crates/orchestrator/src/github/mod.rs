@@ -10,5 +10,8 @@ pub mod client;
 pub mod rate_limit;
 pub mod types;
 
+pub use client::{Conditional, DeleteOutcome};
 pub use client::{GitHubClient, GitHubError};
-pub use types::{GitHubRunner, JitConfig, RegistrationToken};
+pub use types::{
+    GitHubRunner, JitConfig, JobsPage, RegistrationToken, RunsPage, WorkflowJob, WorkflowRun,
+};

@@ -90,3 +90,55 @@ pub(crate) struct GitHubErrorBody {
     #[serde(default)]
     pub(crate) documentation_url: String,
 }
+
+/// `GET …/actions/runs`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RunsPage {
+    /// Runs matching, in all pages.
+    pub total_count: i64,
+    /// This page's runs.
+    pub workflow_runs: Vec<WorkflowRun>,
+}
+
+/// A workflow run, as far as polling needs it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkflowRun {
+    /// The run's id.
+    pub id: i64,
+    /// `queued`, `in_progress`, `completed`, ...
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// `GET …/actions/runs/{run_id}/jobs`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobsPage {
+    /// Jobs in all pages.
+    pub total_count: i64,
+    /// This page's jobs.
+    pub jobs: Vec<WorkflowJob>,
+}
+
+/// A workflow job (REST `job` schema, and `workflow_job` in webhooks).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WorkflowJob {
+    /// The job's id.
+    pub id: i64,
+    /// Its run.
+    #[serde(default)]
+    pub run_id: Option<i64>,
+    /// `queued`, `in_progress`, `completed`, `waiting`, ...
+    pub status: String,
+    /// Set once completed.
+    #[serde(default)]
+    pub conclusion: Option<String>,
+    /// The `runs-on` labels.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// The job's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The runner that took it, once assigned.
+    #[serde(default)]
+    pub runner_name: Option<String>,
+}

@@ -148,16 +148,12 @@ impl Fleet {
             created_at: Utc::now(),
             github_runner_id,
             for_job: plan.for_job,
+            autoscaled: plan.autoscaled,
         };
         let spec = ContainerSpec {
             name: name.to_owned(),
             image: plan.image.clone(),
-            command: self
-                .config
-                .runner_command
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            command: self.config.runner_command_args(),
             env,
             labels: record.to_docker(self.docker.instance()),
             network: self.config.runner_network.clone(),

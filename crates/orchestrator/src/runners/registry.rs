@@ -44,6 +44,8 @@ pub struct RunnerView {
     pub busy: bool,
     /// Whether GitHub has ever shown it online.
     pub was_online: bool,
+    /// Since when it has been online and not busy.
+    pub idle_since: Option<Instant>,
     /// Being deregistered and removed.
     pub removing: bool,
     /// The job it runs or ran, when known.
@@ -70,11 +72,39 @@ impl RunnerView {
             online: false,
             busy: false,
             was_online: false,
+            idle_since: None,
             removing: false,
             job: None,
             reason: None,
             updated_at: Utc::now(),
         }
+    }
+
+    /// Records GitHub's online/busy flags, tracking when idleness began.
+    pub fn set_github_status(&mut self, online: bool, busy: bool) {
+        let idle = online && !busy;
+        let was_idle = self.online && !self.busy;
+        if idle && !was_idle {
+            self.idle_since = Some(Instant::now());
+        } else if !idle {
+            self.idle_since = None;
+        }
+        self.online = online;
+        self.busy = busy;
+        self.was_online |= online;
+    }
+
+    /// Whether it can still take a job: starting or idle, not leaving.
+    pub fn available(&self) -> bool {
+        !self.removing
+            && !self.busy
+            && self.phase == ContainerPhase::Alive
+            && self.job_done().is_none()
+    }
+
+    /// The job it ran, once that job completed.
+    fn job_done(&self) -> Option<&RunnerJob> {
+        self.job.as_ref().filter(|j| j.status == "completed")
     }
 
     /// The state the API shows.
@@ -353,9 +383,7 @@ impl Registry {
                     || view.busy != gh.busy
                     || view.github_runner_id != Some(gh.id)
                 {
-                    view.online = online;
-                    view.busy = gh.busy;
-                    view.was_online |= online;
+                    view.set_github_status(online, gh.busy);
                     view.github_runner_id = Some(gh.id);
                     view.updated_at = Utc::now();
                 }
@@ -411,6 +439,7 @@ mod tests {
                 created_at: Utc::now(),
                 github_runner_id: Some(1),
                 for_job: None,
+                autoscaled: false,
             },
             image: "img".into(),
             running,

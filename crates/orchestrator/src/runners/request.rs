@@ -25,6 +25,8 @@ pub struct BatchPlan {
     pub runner_group_id: i64,
     /// The job the runners are for, when the autoscaler asks.
     pub for_job: Option<i64>,
+    /// Whether the autoscaler asks (the idle timeout then applies).
+    pub autoscaled: bool,
 }
 
 /// Checks `request`.
@@ -84,6 +86,7 @@ pub fn plan(config: &Config, request: &CreateRunnersRequest) -> Result<BatchPlan
         image,
         runner_group_id,
         for_job: None,
+        autoscaled: false,
     })
 }
 

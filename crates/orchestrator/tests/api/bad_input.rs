@@ -78,3 +78,46 @@ async fn unknown_runners_and_odd_ids_are_clear_errors() {
         (404, Some("not_found"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_allowed_image_that_cannot_be_had_answers_503() {
+    let env = TestEnv::start_with(crate::helpers::Options {
+        env: vec![(
+            "RUNNER_IMAGE_ALLOWLIST",
+            format!(
+                "{},gha-test-absent:never",
+                test_support::images::SIM_RUNNER_IMAGE
+            ),
+        )],
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = env
+        .post(
+            "/runners/create",
+            json!({"count": 1, "image": "gha-test-absent:never"}),
+        )
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "image_unavailable");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gha-test-absent:never")
+    );
+    assert_nothing_created(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_github_rejects_answers_502_and_creates_nothing() {
+    let env = TestEnv::start_with(crate::helpers::Options {
+        env: vec![("GITHUB_TOKEN", "ghp_wrong".into())],
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = env.post("/runners/create", json!({"count": 1})).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "github_unauthorized");
+    assert_nothing_created(&env).await;
+}

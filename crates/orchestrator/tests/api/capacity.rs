@@ -8,6 +8,7 @@ use crate::helpers::{Options, TestEnv};
 async fn concurrent_creates_never_exceed_max_runners() {
     let env = TestEnv::start_with(Options {
         env: vec![("MAX_RUNNERS", "3".into())],
+        ..Default::default()
     })
     .await;
     let attempts = (0..5).map(|_| env.post("/runners/create", json!({"count": 2})));

@@ -12,6 +12,7 @@ use crate::helpers::TestEnv;
 async fn sigkill_during_a_batch_leaks_nothing_after_restart() {
     let mut env = TestEnv::start_with(crate::helpers::Options {
         env: vec![("MAX_RUNNERS", "20".into())],
+        ..Default::default()
     })
     .await;
     // Slow GitHub down so the kill lands while JIT calls are in flight.

@@ -31,11 +31,16 @@ pub struct TestEnv {
     extra_env: Vec<(String, String)>,
 }
 
+/// The webhook secret shared by the simulator and the orchestrator.
+pub const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
+
 /// Knobs a test may turn.
 #[derive(Default, Clone)]
 pub struct Options {
-    /// Extra environment for the orchestrator.
+    /// Extra environment for the orchestrator (wins over the defaults).
     pub env: Vec<(&'static str, String)>,
+    /// Have the simulator send signed webhooks to the orchestrator.
+    pub webhooks: bool,
 }
 
 impl TestEnv {
@@ -53,13 +58,26 @@ impl TestEnv {
         config.repos = vec![REPO.to_owned(), format!("{ORG}/other")];
         config.orgs = vec![ORG.to_owned()];
         config.runner_offline_after_ms = 2000;
-        let sim = github_sim::spawn(config).await.expect("simulator starts");
         let port = free_port();
+        if options.webhooks {
+            config.webhook_url = Some(format!("http://127.0.0.1:{port}/webhooks/github"));
+            config.webhook_secret = Some(WEBHOOK_SECRET.to_owned().into());
+        }
+        let sim = github_sim::spawn(config).await.expect("simulator starts");
         let log_path = std::env::temp_dir().join(format!("gha-orchestrator-{}.log", docker.id));
         let mut extra_env = vec![
             ("RUNNER_IMAGE".to_owned(), image.to_owned()),
             ("GITHUB_API_URL".to_owned(), sim.url()),
+            // Polling off unless a test turns it on: jobs a test queues by
+            // hand must not get runners it did not ask for.
+            ("AUTOSCALE_POLL_INTERVAL_SECONDS".to_owned(), "0".to_owned()),
         ];
+        if options.webhooks {
+            extra_env.push((
+                "GITHUB_WEBHOOK_SECRET".to_owned(),
+                WEBHOOK_SECRET.to_owned(),
+            ));
+        }
         extra_env.extend(
             options
                 .env
@@ -220,6 +238,23 @@ impl TestEnv {
             .cloned()
             .or_else(|| body["runners"].as_array().cloned())
             .unwrap_or_default()
+    }
+
+    /// How many JIT configurations the simulator has handed out.
+    pub async fn jit_calls(&self) -> i64 {
+        self.sim_get("/_sim/stats").await["api_calls"]
+            ["POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"]
+            .as_i64()
+            .unwrap_or(0)
+    }
+
+    /// Waits until the simulator reports job `id` completed.
+    pub async fn wait_job_completed(&self, id: i64, timeout: Duration) -> Value {
+        wait_for(&format!("job {id} to complete"), timeout, || async {
+            let job = self.job(id).await;
+            (job["status"] == "completed").then_some(job)
+        })
+        .await
     }
 
     /// Queues a job in the simulator; returns its id.

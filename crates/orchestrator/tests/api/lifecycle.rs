@@ -127,6 +127,7 @@ async fn cleanup_removes_exited_containers_and_orphan_registrations() {
     let env = TestEnv::start_with(crate::helpers::Options {
         // Passes only on request, so the test sees what one pass does.
         env: vec![("RECONCILE_INTERVAL_SECONDS", "3600".into())],
+        ..Default::default()
     })
     .await;
     let id = env.create(1).await.remove(0);
@@ -163,4 +164,75 @@ async fn cleanup_removes_exited_containers_and_orphan_registrations() {
     assert!(env.containers().is_empty());
     let (_, listed) = env.get(&format!("/runners/{id}/status")).await;
     assert_eq!(listed["state"], "failed", "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_that_never_comes_online_is_removed_after_the_timeout() {
+    let env = TestEnv::start_with(crate::helpers::Options {
+        env: vec![
+            // The container runs but never connects to GitHub.
+            ("RUNNER_COMMAND", "sleep 600".into()),
+            ("RUNNER_REGISTRATION_TIMEOUT_SECONDS", "3".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let id = env.create(1).await.remove(0);
+    let failed = env.wait_state(&id, "failed", Duration::from_secs(20)).await;
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not come online"),
+        "{failed}"
+    );
+    env.wait_nothing_left(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_that_exits_with_an_error_is_failed_and_deregistered() {
+    let env = TestEnv::start_with(crate::helpers::Options {
+        env: vec![("RUNNER_COMMAND", "false".into())],
+        ..Default::default()
+    })
+    .await;
+    let id = env.create(1).await.remove(0);
+    let failed = wait_for(
+        "the failed runner to be removed",
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = env.get(&format!("/runners/{id}/status")).await;
+            (body["state"] == "failed" && body["container_id"].is_null()).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(failed["exit_code"], 1, "{failed}");
+    env.wait_nothing_left(Duration::from_secs(10)).await;
+    // Exit is final: no container with that name came back.
+    assert!(TestDocker::inspect(&id).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_code_7_marks_the_runner_failed_as_deprecated() {
+    let env = TestEnv::start_with(crate::helpers::Options {
+        env: vec![("RUNNER_COMMAND", "sh -c 'exit 7'".into())],
+        ..Default::default()
+    })
+    .await;
+    let id = env.create(1).await.remove(0);
+    let failed = wait_for(
+        "the deprecated runner to be removed",
+        Duration::from_secs(20),
+        || async {
+            let (_, body) = env.get(&format!("/runners/{id}/status")).await;
+            (body["state"] == "failed" && body["container_id"].is_null()).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(failed["exit_code"], 7, "{failed}");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("deprecated"),
+        "{failed}"
+    );
+    env.wait_nothing_left(Duration::from_secs(10)).await;
 }

@@ -4,9 +4,11 @@
 
 mod helpers;
 
+mod autoscale;
 mod bad_input;
 mod capacity;
 mod crash_recovery;
+mod docker_faults;
 mod github_faults;
 mod lifecycle;
 mod secrets;

@@ -1,0 +1,325 @@
+//! On-demand runners: a runner appears when a job is queued, with no API
+//! call by anyone.
+//!
+//! Jobs arrive from webhooks ([`webhook`], through `POST /webhooks/github`)
+//! and from polling ([`poller`]); both feed one [`JobBook`] (a job seen both
+//! ways counts once, and its status only moves forward). The scaling loop
+//! then compares, per scope, the queued jobs (plus the warm pool,
+//! `MIN_IDLE_RUNNERS`, in the default scope) with the runners that can still
+//! take a job (starting or idle), and creates the difference, up to
+//! `MAX_RUNNERS`. Jobs beyond the cap wait for free slots. Idle runners the
+//! autoscaler made and nobody needs are removed after
+//! `RUNNER_IDLE_TIMEOUT_SECONDS`.
+//!
+//! GitHub gives a queued job to any idle runner whose labels match, so
+//! runners are not bound to jobs: counting supply against demand keeps
+//! "one queued job, at most one runner in flight", and a warm runner takes
+//! a job before any container starts.
+
+pub mod jobs;
+pub mod poller;
+pub mod webhook;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api_types::RunnerJob;
+use futures::future::join_all;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub use jobs::{JobBook, JobEntry, JobReport, JobStatus};
+
+use crate::github::{Conditional, WorkflowJob};
+use crate::runners::request::BatchPlan;
+use crate::runners::{Fleet, FleetError, RunnerView};
+use crate::scope::Scope;
+
+/// Scaling ticks happen at least this often, even with no news.
+const TICK: Duration = Duration::from_secs(2);
+/// Stale queued jobs re-checked with GitHub per tick, at most.
+const STALE_CHECKS_PER_TICK: usize = 5;
+
+/// What became of a job report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingested {
+    /// Recorded (new, or moved forward).
+    Recorded,
+    /// Known already, nothing new.
+    Unchanged,
+    /// Not for us; says why.
+    Ignored(String),
+}
+
+/// The autoscaler: the job book and the loop that acts on it.
+#[derive(Debug)]
+pub struct Autoscaler {
+    fleet: Arc<Fleet>,
+    /// Every job we know of.
+    pub jobs: JobBook,
+    wake: Notify,
+    /// The labels autoscaled runners register with.
+    runner_labels: Vec<String>,
+}
+
+impl Autoscaler {
+    /// An autoscaler over `fleet`.
+    pub fn new(fleet: Arc<Fleet>) -> Self {
+        let runner_labels = fleet.config.base_labels();
+        Self {
+            fleet,
+            jobs: JobBook::default(),
+            wake: Notify::new(),
+            runner_labels,
+        }
+    }
+
+    /// Whether any way of finding demand is configured.
+    pub fn enabled(&self) -> bool {
+        let c = &self.fleet.config;
+        c.github_webhook_secret.is_some()
+            || c.autoscale_poll_interval_seconds > 0
+            || c.min_idle_runners > 0
+    }
+
+    /// Whether our runners can run a job with `labels`: it must ask for
+    /// `self-hosted`, and every label must be one of ours (case-insensitive).
+    pub fn serves_labels(&self, labels: &[String]) -> bool {
+        labels.iter().any(|l| l.eq_ignore_ascii_case("self-hosted"))
+            && labels.iter().all(|l| {
+                self.runner_labels
+                    .iter()
+                    .any(|ours| ours.eq_ignore_ascii_case(l))
+            })
+    }
+
+    /// Takes what a webhook or a poll says about a job.
+    pub fn ingest(&self, repository: &str, job: &WorkflowJob) -> Ingested {
+        let Some(status) = JobStatus::from_github(&job.status) else {
+            return Ingested::Ignored(format!("job status {} is not acted on", job.status));
+        };
+        // Whatever the job, a runner of ours that took it is busy now.
+        if let Some(runner) = &job.runner_name {
+            self.fleet.registry.update(runner, |view| {
+                match status {
+                    JobStatus::InProgress => view.set_github_status(true, true),
+                    JobStatus::Completed => view.set_github_status(view.online, false),
+                    JobStatus::Queued => {}
+                }
+                view.job = Some(RunnerJob {
+                    id: job.id,
+                    run_id: job.run_id,
+                    name: job.name.clone(),
+                    status: status.as_str().to_owned(),
+                    conclusion: job.conclusion.clone(),
+                });
+            });
+        }
+        let Some(scope) = self.fleet.config.scope_for_job(repository) else {
+            return Ingested::Ignored(format!("repository {repository} is not served"));
+        };
+        if !self.serves_labels(&job.labels) {
+            return Ingested::Ignored(format!(
+                "labels {:?} are not all among ours {:?}",
+                job.labels, self.runner_labels
+            ));
+        }
+        let report = JobReport {
+            id: job.id,
+            run_id: job.run_id,
+            name: job.name.clone(),
+            repository: repository.to_owned(),
+            scope,
+            status,
+            conclusion: job.conclusion.clone(),
+            runner_name: job.runner_name.clone(),
+        };
+        if self.jobs.observe(report) {
+            self.wake.notify_one();
+            Ingested::Recorded
+        } else {
+            Ingested::Unchanged
+        }
+    }
+
+    /// Scales every tick (or when woken) until `stop`.
+    pub async fn run(&self, stop: CancellationToken) {
+        if !self.enabled() {
+            return;
+        }
+        loop {
+            self.tick().await;
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(TICK) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// One scaling decision per scope.
+    pub async fn tick(&self) {
+        self.jobs.prune();
+        if self.fleet.is_shutting_down() {
+            return;
+        }
+        self.recheck_stale_jobs().await;
+        let config = &self.fleet.config;
+        let mut demand: BTreeMap<Scope, Vec<JobEntry>> = BTreeMap::new();
+        for entry in self.jobs.queued() {
+            demand
+                .entry(entry.report.scope.clone())
+                .or_default()
+                .push(entry);
+        }
+        let default_scope = config.default_scope();
+        if config.min_idle_runners > 0
+            && let Some(scope) = &default_scope
+        {
+            demand.entry(scope.clone()).or_default();
+        }
+        let live = self.fleet.registry.live();
+        // Scopes with autoscaled runners but no demand: their idle runners may be surplus.
+        for view in live.iter().filter(|v| v.record.autoscaled) {
+            demand.entry(view.record.scope.clone()).or_default();
+        }
+        let mut creates = Vec::new();
+        for (scope, queued) in &demand {
+            let pool = if Some(scope) == default_scope.as_ref() {
+                config.min_idle_runners as usize
+            } else {
+                0
+            };
+            let available: Vec<&RunnerView> = live
+                .iter()
+                .filter(|v| &v.record.scope == scope && v.available())
+                .collect();
+            let wanted = queued.len() + pool;
+            let deficit = wanted.saturating_sub(available.len());
+            tracing::trace!(scope = %scope, wanted, available = available.len(), "scaling");
+            if deficit > 0 {
+                let free = self.fleet.registry.free_slots();
+                let count = deficit.min(free);
+                if count < deficit {
+                    debug!(scope = %scope, waiting = deficit - count, "jobs wait for free runner slots (MAX_RUNNERS)");
+                }
+                let uncovered = queued
+                    .iter()
+                    .filter(|job| {
+                        !available
+                            .iter()
+                            .any(|r| r.record.for_job == Some(job.report.id))
+                    })
+                    .map(|job| Some(job.report.id))
+                    .chain(std::iter::repeat(None));
+                for for_job in uncovered.take(count) {
+                    creates.push(self.create_one(scope.clone(), for_job));
+                }
+            } else if available.len() > wanted {
+                self.remove_idle_surplus(&available, available.len() - wanted)
+                    .await;
+            }
+        }
+        if !creates.is_empty() {
+            join_all(creates).await;
+        }
+    }
+
+    async fn create_one(&self, scope: Scope, for_job: Option<i64>) {
+        let config = &self.fleet.config;
+        let plan = BatchPlan {
+            count: 1,
+            scope: scope.clone(),
+            labels: self.runner_labels.clone(),
+            image: config.runner_image.clone(),
+            runner_group_id: config.runner_group_id,
+            for_job,
+            autoscaled: true,
+        };
+        match self.fleet.create_runners(plan).await {
+            Ok(runners) => {
+                info!(runner = %runners[0].id, scope = %scope, job = ?for_job, "runner created on demand");
+            }
+            Err(FleetError::Capacity { .. } | FleetError::ShuttingDown) => {}
+            Err(e) => {
+                warn!(scope = %scope, job = ?for_job, error = %e, "could not create a runner on demand; retrying next tick")
+            }
+        }
+    }
+
+    /// Removes autoscaled runners idle longer than the idle timeout, oldest
+    /// idle first, at most `surplus` of them.
+    async fn remove_idle_surplus(&self, available: &[&RunnerView], surplus: usize) {
+        let timeout = Duration::from_secs(self.fleet.config.runner_idle_timeout_seconds);
+        let mut idle: Vec<&&RunnerView> = available
+            .iter()
+            .filter(|v| v.record.autoscaled && v.idle_since.is_some_and(|t| t.elapsed() >= timeout))
+            .collect();
+        idle.sort_by_key(|v| v.idle_since);
+        for view in idle.into_iter().take(surplus) {
+            let name = &view.record.name;
+            self.fleet.registry.update(name, |v| v.removing = true);
+            match self
+                .fleet
+                .deregister_then_remove(name, &view.record.scope, view.github_runner_id)
+                .await
+            {
+                Ok(_) => {
+                    self.fleet.registry.update(name, |v| {
+                        v.reason = Some(format!(
+                            "idle for {}s with no job for it (RUNNER_IDLE_TIMEOUT_SECONDS)",
+                            timeout.as_secs()
+                        ));
+                    });
+                    self.fleet.registry.retire(name);
+                    info!(runner = %name, "idle runner removed");
+                }
+                Err(e) => {
+                    self.fleet.registry.update(name, |v| v.removing = false);
+                    if !matches!(e, FleetError::Busy(_)) {
+                        warn!(runner = %name, error = %e, "could not remove an idle runner");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks GitHub about jobs queued longer than the idle timeout: a lost
+    /// `completed` delivery must not keep demand alive forever.
+    async fn recheck_stale_jobs(&self) {
+        let after = Duration::from_secs(self.fleet.config.runner_idle_timeout_seconds);
+        let stale: Vec<JobEntry> = self
+            .jobs
+            .queued()
+            .into_iter()
+            .filter(|e| e.updated.elapsed() >= after && e.report.run_id.is_some())
+            .take(STALE_CHECKS_PER_TICK)
+            .collect();
+        for entry in stale {
+            let Ok(repo) = Scope::repository(&entry.report.repository) else {
+                continue;
+            };
+            let run_id = entry.report.run_id.unwrap_or_default();
+            self.jobs.checked(entry.report.id);
+            match self.fleet.github.list_jobs(&repo, run_id, None).await {
+                Ok(Conditional::Fresh { body, .. }) => {
+                    match body.jobs.iter().find(|j| j.id == entry.report.id) {
+                        Some(job) => {
+                            self.ingest(&entry.report.repository, job);
+                        }
+                        None => self.jobs.mark_gone(entry.report.id),
+                    }
+                }
+                Err(crate::github::GitHubError::NotFound(_)) => {
+                    self.jobs.mark_gone(entry.report.id)
+                }
+                Ok(Conditional::NotModified) => {}
+                Err(e) => {
+                    debug!(job = entry.report.id, error = %e, "could not re-check a stale job")
+                }
+            }
+        }
+    }
+}
