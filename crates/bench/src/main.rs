@@ -1,0 +1,111 @@
+//! The project's benchmarks. Each figure is printed beside a baseline
+//! measured in the same run, with the ratio and the goal.
+//!
+//! `bench/run [runners|autoscale|gateway]...` builds in release mode and runs this
+//! (no argument: every benchmark). `BENCH_ROUNDS` (default 5) sets the
+//! rounds of the runner benchmark and `BENCH_JOBS` (default 10) the jobs of
+//! the on-demand one; medians are reported.
+//!
+//! - [`runners`]: create+start of 20 runners vs Docker directly; GitHub calls per lifecycle.
+//! - [`autoscale`]: webhook → container running and job queued → started, with and without a warm pool.
+//! - [`gateway`]: `GET /api/v1/runners` through the gateway vs direct vs nginx.
+
+mod autoscale;
+mod gateway;
+mod runners;
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use test_support::{ensure_sim_runner_image, workspace_binary};
+
+/// One line of the result table.
+#[derive(Debug)]
+pub(crate) struct Row {
+    pub(crate) name: String,
+    pub(crate) baseline: String,
+    pub(crate) measured: String,
+    pub(crate) ratio: String,
+    pub(crate) goal: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let wanted: Vec<String> = std::env::args().skip(1).collect();
+    let runs = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    let number = |var: &str, default: usize| {
+        std::env::var(var)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let image = ensure_sim_runner_image();
+    let orchestrator_bin = workspace_binary("orchestrator", "gha-orchestrator");
+    let mut rows = Vec::new();
+    if runs("runners") {
+        rows.extend(runners::run(&orchestrator_bin, image, number("BENCH_ROUNDS", 5)).await?);
+    }
+    if runs("autoscale") {
+        rows.extend(autoscale::run(&orchestrator_bin, image, number("BENCH_JOBS", 10)).await?);
+    }
+    println!();
+    println!("| benchmark | baseline | measured | ratio | goal |");
+    println!("|---|---|---|---|---|");
+    for row in rows {
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            row.name, row.baseline, row.measured, row.ratio, row.goal
+        );
+    }
+    if runs("gateway") {
+        gateway::run().await?;
+    }
+    Ok(())
+}
+
+/// Polls `check` every 100 ms until it holds.
+pub(crate) async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        if Instant::now() > deadline {
+            bail!("timed out after {limit:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The `p`th percentile (nearest rank) of `samples`, in their unit.
+pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// A child process (the orchestrator): SIGTERM on `stop`, killed on drop.
+pub(crate) struct ChildGuard(pub(crate) Child);
+
+impl ChildGuard {
+    pub(crate) fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
