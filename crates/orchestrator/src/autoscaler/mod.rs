@@ -32,7 +32,7 @@ use tracing::{debug, info, warn};
 
 pub use jobs::{JobBook, JobEntry, JobReport, JobStatus};
 
-use crate::github::{Conditional, WorkflowJob};
+use crate::github::{Conditional, GitHubError, WorkflowJob};
 use crate::runners::request::BatchPlan;
 use crate::runners::{Fleet, FleetError, RunnerView};
 use crate::scope::Scope;
@@ -242,7 +242,13 @@ impl Autoscaler {
             Ok(runners) => {
                 info!(runner = %runners[0].id, scope = %scope, job = ?for_job, "runner created on demand");
             }
-            Err(FleetError::Capacity { .. } | FleetError::ShuttingDown) => {}
+            Err(
+                FleetError::Capacity { .. }
+                | FleetError::ShuttingDown
+                | FleetError::GitHub(GitHubError::RateLimited(_)),
+            ) => {
+                debug!(scope = %scope, job = ?for_job, "runner creation deferred (capacity, shutdown or GitHub rate limit)");
+            }
             Err(e) => {
                 warn!(scope = %scope, job = ?for_job, error = %e, "could not create a runner on demand; retrying next tick")
             }
@@ -312,7 +318,7 @@ impl Autoscaler {
                         None => self.jobs.mark_gone(entry.report.id),
                     }
                 }
-                Err(crate::github::GitHubError::NotFound(_)) => {
+                Err(GitHubError::NotFound(_)) => {
                     self.jobs.mark_gone(entry.report.id)
                 }
                 Ok(Conditional::NotModified) => {}
