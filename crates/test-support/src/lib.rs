@@ -9,15 +9,18 @@
 //! # Layout
 //! - [`images`]: the Debian base image and the runner stand-in image.
 //! - [`docker_guard`]: per-test Docker networks and clean-up by label.
+//! - [`docker_proxy`]: a cuttable proxy in front of the Docker socket.
 //! - [`wait`]: polling with a deadline instead of blind sleeps.
 
 pub mod docker_guard;
+pub mod docker_proxy;
 pub mod images;
 pub mod wait;
 
 use std::path::PathBuf;
 
 pub use docker_guard::TestDocker;
+pub use docker_proxy::DockerProxy;
 pub use images::{ensure_base_image, ensure_sim_runner_image, workspace_binary};
 pub use wait::wait_for;
 

@@ -318,9 +318,7 @@ impl Autoscaler {
                         None => self.jobs.mark_gone(entry.report.id),
                     }
                 }
-                Err(GitHubError::NotFound(_)) => {
-                    self.jobs.mark_gone(entry.report.id)
-                }
+                Err(GitHubError::NotFound(_)) => self.jobs.mark_gone(entry.report.id),
                 Ok(Conditional::NotModified) => {}
                 Err(e) => {
                     debug!(job = entry.report.id, error = %e, "could not re-check a stale job")
