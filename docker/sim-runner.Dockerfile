@@ -26,6 +26,6 @@ FROM ${BASE_IMAGE}
 RUN useradd --uid 1001 --create-home --home-dir /home/runner runner
 COPY --from=build /out/sim-runner /usr/local/bin/sim-runner
 RUN ln -s /usr/local/bin/sim-runner /home/runner/run.sh
-USER runner
+USER 1001
 WORKDIR /home/runner
 CMD ["/home/runner/run.sh"]

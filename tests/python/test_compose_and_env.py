@@ -1,0 +1,153 @@
+"""docker-compose.yml and .env.example, checked without starting anything:
+Compose accepts the file (both profiles), its wiring is what the README says,
+and .env.example names every variable the services read."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_SOURCES = [
+    REPO_ROOT / "crates" / "orchestrator" / "src" / "config.rs",
+    REPO_ROOT / "crates" / "gateway" / "src" / "config.rs",
+]
+# Read by the binaries outside clap's `env = "..."` attributes.
+EXTRA_VARIABLES = {"RUST_LOG", "DOCKER_HOST"}
+REQUIRED = ("GITHUB_TOKEN", "REGISTRY", "IMAGE_VERSION")
+
+
+def variables_read_by_services() -> set[str]:
+    names: set[str] = set(EXTRA_VARIABLES)
+    for source in CONFIG_SOURCES:
+        names |= set(re.findall(r'env = "([A-Z0-9_]+)"', source.read_text()))
+    return names
+
+
+def env_example_lines() -> list[str]:
+    return (REPO_ROOT / ".env.example").read_text().splitlines()
+
+
+def test_env_example_names_every_variable_with_a_comment_and_default():
+    lines = env_example_lines()
+    for name in sorted(variables_read_by_services()):
+        index = next(
+            (i for i, line in enumerate(lines) if re.match(rf"^#? ?{name}=", line)), None
+        )
+        assert index is not None, f".env.example lacks {name}"
+        comment = lines[index - 1]
+        assert comment.startswith("# ") and "=" not in comment.split()[1], (
+            f"{name} has no one-line comment above it"
+        )
+        if name not in REQUIRED and name != "GITHUB_TOKEN":
+            # the comment above the first occurrence gives the default
+            assert "Default" in comment or "default" in comment, f"{name}: no default in {comment!r}"
+
+
+def test_env_example_puts_the_required_variables_first_and_set():
+    values = [line.split("=", 1)[0] for line in env_example_lines() if re.match(r"^[A-Z_]+=", line)]
+    assert values[:3] == list(REQUIRED)
+
+
+def test_env_example_has_no_empty_values():
+    # clap reads `KEY=` as an empty value, which most variables refuse.
+    for line in env_example_lines():
+        match = re.match(r"^#? ?([A-Z_]+)=(.*)$", line)
+        if match:
+            assert match.group(2).strip(), f"empty value: {line!r}"
+
+
+@pytest.fixture(scope="module")
+def compose_config(tmp_path_factory):
+    """`docker-compose config` of both profiles, with .env.example as .env."""
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose not installed")
+    stack = tmp_path_factory.mktemp("compose")
+    shutil.copy(REPO_ROOT / "docker-compose.yml", stack)
+    shutil.copytree(REPO_ROOT / "docker", stack / "docker")
+    shutil.copy(REPO_ROOT / ".env.example", stack / ".env")
+
+    def config(*args: str) -> dict:
+        result = subprocess.run(
+            [tool, *args, "config"], cwd=stack, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        return yaml.safe_load(result.stdout)
+
+    return {"default": config(), "sandbox": config("--profile", "sandbox")}
+
+
+def test_default_profile_runs_only_the_two_services(compose_config):
+    # Compose 1.29 lists disabled services in `config`, v2 does not: check
+    # the profiles instead of the listing.
+    services = compose_config["sandbox"]["services"]
+    assert set(services) == {"api-gateway", "orchestrator", "github-sim", "sim-runner"}
+    always = {name for name, service in services.items() if not service.get("profiles")}
+    assert always == {"api-gateway", "orchestrator"}
+    assert services["github-sim"]["profiles"] == ["sandbox"]
+    assert services["sim-runner"]["profiles"] == ["sandbox"]
+
+
+def test_images_come_from_registry_and_version(compose_config):
+    services = compose_config["default"]["services"]
+    assert services["api-gateway"]["image"] == "ghcr.io/your-org/gha-api-gateway:0.1.0"
+    assert services["orchestrator"]["image"] == "ghcr.io/your-org/gha-orchestrator:0.1.0"
+    for service in (services["api-gateway"], services["orchestrator"]):
+        assert service["build"]["dockerfile"].startswith("docker/")
+        assert service["restart"] == "unless-stopped"
+        assert service["healthcheck"]["test"][0] == "CMD"
+
+
+def test_gateway_is_published_and_orchestrator_is_not(compose_config):
+    services = compose_config["default"]["services"]
+    (port,) = services["api-gateway"]["ports"]
+    published = port["published"] if isinstance(port, dict) else port.split(":")[0]
+    assert str(published) == "8080"
+    assert "ports" not in services["orchestrator"]
+
+
+def test_gateway_reaches_orchestrator_by_its_port_and_holds_no_token(compose_config):
+    env = compose_config["default"]["services"]["api-gateway"]["environment"]
+    assert env["ORCHESTRATOR_URL"] == "http://orchestrator:8000"
+    assert env["GITHUB_TOKEN"] == ""
+
+
+def test_orchestrator_has_the_socket_and_its_group(compose_config):
+    orchestrator = compose_config["default"]["services"]["orchestrator"]
+    volumes = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in orchestrator["volumes"]]
+    assert any(v.startswith("/var/run/docker.sock:/var/run/docker.sock") for v in volumes), volumes
+    assert orchestrator["group_add"] == ["999"]
+
+
+def test_runner_network_is_not_the_orchestrators(compose_config):
+    sandbox = compose_config["sandbox"]
+    assert sandbox["networks"]["runners"]["name"] == "gha-runners"
+    assert set(sandbox["services"]["orchestrator"]["networks"]) == {"backend"}
+    assert set(sandbox["services"]["api-gateway"]["networks"]) == {"backend"}
+    assert set(sandbox["services"]["github-sim"]["networks"]) == {"backend", "runners"}
+
+
+def test_simulator_control_api_is_published_on_loopback_only(compose_config):
+    (port,) = compose_config["sandbox"]["services"]["github-sim"]["ports"]
+    host_ip = port["host_ip"] if isinstance(port, dict) else port.split(":")[0]
+    assert host_ip == "127.0.0.1"
+
+
+def test_missing_registry_is_refused(tmp_path):
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose not installed")
+    shutil.copy(REPO_ROOT / "docker-compose.yml", tmp_path)
+    (tmp_path / ".env").write_text("GITHUB_TOKEN=t\nIMAGE_VERSION=1\n")
+    result = subprocess.run(
+        [tool, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "REGISTRY" in result.stderr
