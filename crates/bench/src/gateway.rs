@@ -12,6 +12,8 @@
 //! after the other for `BENCH_GATEWAY_SECONDS` (default 10), after a one
 //! second warm-up. It parses just enough HTTP (status, `Content-Length` or
 //! chunked) to stay cheap, so the machine's cores go to the servers.
+//! `BENCH_GATEWAY_BIN` swaps in another gateway binary (e.g. one built with
+//! symbols, to profile it with `perf` while the benchmark runs).
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -65,15 +67,18 @@ pub(crate) async fn run() -> anyhow::Result<()> {
 
     let gateway_port = free_port()?;
     let gateway = Process::spawn(
-        Command::new(workspace_binary("gateway", "gha-api-gateway"))
-            .env("API_GATEWAY_HOST", "127.0.0.1")
-            .env("API_GATEWAY_PORT", gateway_port.to_string())
-            .env("ORCHESTRATOR_URL", format!("http://{direct}"))
-            .env("API_KEYS", API_KEY)
-            .env("RATE_LIMIT_PER_SECOND", "1000000")
-            .env("RATE_LIMIT_BURST", "1000000")
-            .env_remove("RUST_LOG")
-            .env_remove("TRUST_PROXY_HEADERS"),
+        Command::new(std::env::var_os("BENCH_GATEWAY_BIN").map_or_else(
+            || workspace_binary("gateway", "gha-api-gateway"),
+            PathBuf::from,
+        ))
+        .env("API_GATEWAY_HOST", "127.0.0.1")
+        .env("API_GATEWAY_PORT", gateway_port.to_string())
+        .env("ORCHESTRATOR_URL", format!("http://{direct}"))
+        .env("API_KEYS", API_KEY)
+        .env("RATE_LIMIT_PER_SECOND", "1000000")
+        .env("RATE_LIMIT_BURST", "1000000")
+        .env_remove("RUST_LOG")
+        .env_remove("TRUST_PROXY_HEADERS"),
         "gha-api-gateway",
     )?;
     let through_gateway = SocketAddr::from(([127, 0, 0, 1], gateway_port));

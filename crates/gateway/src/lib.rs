@@ -18,8 +18,8 @@
 //!
 //! # Middleware, outermost first
 //! request id (made when absent, returned) → trace span → CORS (answers
-//! preflights) → rate limit (not on `/health`, `/healthz`) → API key (only on
-//! the runner routes) → handler.
+//! preflights) → rate limit (not on `/health`, `/healthz` or the GitHub
+//! webhook) → API key (only on the runner routes) → handler.
 
 pub mod auth;
 pub mod config;
@@ -79,16 +79,19 @@ fn api_routes(keys: ApiKeys) -> OpenApiRouter<AppState> {
 /// An invalid `CORS_ORIGINS`.
 pub fn app(config: &Config, state: AppState) -> Result<Router, String> {
     let cors = cors::layer(&config.cors_origins)?;
-    // One document for every route, but two routers: the probes stay outside
-    // the rate limit so Docker's health check and load balancers are never
-    // throttled.
-    let (probes, _) = OpenApiRouter::new()
+    // One document for every route, but two routers. Outside the rate limit:
+    // the probes, so Docker's health check and load balancers are never
+    // throttled, and the GitHub webhook, because GitHub sends bursts of
+    // deliveries from a few addresses and never retries one answered 429
+    // (a throttled delivery is a lost job). The webhook keeps the body limit
+    // (the proxy enforces it) and the orchestrator checks its signature.
+    let (unlimited, _) = OpenApiRouter::new()
         .merge(health::probes())
+        .merge(routes::webhooks())
         .split_for_parts();
     let (_, spec) = api_routes(state.keys.clone()).split_for_parts();
     let (api, _) = OpenApiRouter::new()
         .merge(routes::runners(state.keys.clone()))
-        .merge(routes::webhooks())
         .merge(health::complete())
         .split_for_parts();
 
@@ -103,12 +106,12 @@ pub fn app(config: &Config, state: AppState) -> Result<Router, String> {
         config.rate_limit_burst,
         config.trust_proxy_headers,
     );
-    let probes = probes
+    let unlimited = unlimited
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state);
 
     let request_id = HeaderName::from_static(REQUEST_ID);
-    Ok(probes
+    Ok(unlimited
         .merge(limited)
         .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))

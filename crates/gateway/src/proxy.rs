@@ -38,6 +38,12 @@ const NOT_FORWARDED: [HeaderName; 5] = [
     header::UPGRADE,
 ];
 
+/// How much of a refused (too large) body is read and dropped so the client
+/// gets to read the 413; past it the connection is simply closed.
+const DISCARD_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// How long reading a refused body may take.
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The orchestrator as the gateway reaches it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
@@ -110,6 +116,7 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
+            discard(body).await;
             return Err(ApiError::payload_too_large(limit));
         }
         axum::body::to_bytes(body, limit).await.map_err(|e| {
@@ -148,6 +155,26 @@ impl Upstream {
             ApiError::orchestrator_unreachable()
         }
     }
+}
+
+/// Reads and drops a refused body (at most [`DISCARD_MAX_BYTES`], for at
+/// most [`DISCARD_TIMEOUT`]) before the 413 goes out. Closing a connection
+/// with unread data in it makes the kernel reset it, and a client still
+/// sending then sees "connection reset" instead of our answer (nginx's
+/// "lingering close" exists for the same reason).
+async fn discard(body: Body) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(DISCARD_TIMEOUT, async {
+        let mut seen = 0;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen += chunk.len();
+            if seen > DISCARD_MAX_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The orchestrator's answer as ours: same status, end-to-end headers, and

@@ -28,7 +28,9 @@ pub fn runners(keys: ApiKeys) -> OpenApiRouter<AppState> {
 }
 
 /// The GitHub webhook endpoint: open, since GitHub cannot send an API key;
-/// the orchestrator checks `X-Hub-Signature-256` against the raw body.
+/// the orchestrator checks `X-Hub-Signature-256` against the raw body. Not
+/// rate limited per client either (see [`crate::app`]): GitHub does not
+/// retry a delivery answered 429.
 pub fn webhooks() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(receive_github_webhook))
 }
@@ -167,7 +169,9 @@ async fn cleanup_runners(State(state): State<AppState>, request: Request) -> Res
 
 /// Receive a GitHub webhook.
 ///
-/// No API key: GitHub signs the body instead. The body and GitHub's headers
+/// No API key: GitHub signs the body instead. Not rate limited per client:
+/// GitHub sends bursts of deliveries and never retries one answered 429.
+/// The body and GitHub's headers
 /// are forwarded byte for byte to the orchestrator's `POST /webhooks/github`,
 /// which checks `X-Hub-Signature-256`.
 #[utoipa::path(
@@ -184,7 +188,6 @@ async fn cleanup_runners(State(state): State<AppState>, request: Request) -> Res
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
         (status = 422, description = "Unreadable payload", body = ErrorBody),
-        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
         (status = 503, description = "The orchestrator cannot act on it now", body = ErrorBody),
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),

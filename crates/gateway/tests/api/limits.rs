@@ -154,3 +154,34 @@ async fn body_over_the_limit_gets_413_json() {
     assert_eq!(error_code(response).await, "payload_too_large");
     assert!(upstream.received().is_empty());
 }
+
+#[tokio::test]
+async fn github_webhook_bursts_are_not_rate_limited() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::spawn(&upstream.url, &TIGHT);
+    // GitHub delivers bursts from a few addresses and never retries a
+    // delivery answered 429, so every one of them must reach the
+    // orchestrator (which checks the signature).
+    for i in 0..50 {
+        let response = gw
+            .client
+            .post(gw.url("/api/v1/webhooks/github"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "workflow_job")
+            .header("x-github-delivery", format!("delivery-{i}"))
+            .header("x-hub-signature-256", "sha256=00")
+            .body(format!(r#"{{"n":{i}}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "delivery {i}");
+    }
+    let received = upstream.received();
+    assert_eq!(received.len(), 50);
+    assert!(received.iter().all(|r| r.path == "/webhooks/github"));
+    assert_eq!(received[49].body, r#"{"n":49}"#);
+    // The same client is still limited everywhere else.
+    let (passed, response) = until_limited(&gw, None).await;
+    assert!((3..=4).contains(&passed), "{passed} passed");
+    assert_eq!(error_code(response).await, "rate_limited");
+}

@@ -1,7 +1,10 @@
-//! Integration tests: the real `gha-api-gateway` binary over real sockets.
+//! Integration tests: the real `gha-api-gateway` binary over real sockets,
+//! in front of a recording stand-in or (in `end_to_end`) the real
+//! `gha-orchestrator` with the GitHub simulator and Docker.
 
 mod auth;
 mod docs;
+mod end_to_end;
 mod health;
 mod helpers;
 mod limits;
