@@ -50,6 +50,7 @@ pub fn webhooks() -> OpenApiRouter<AppState> {
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 409, description = "Not enough free slots under MAX_RUNNERS", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
         (status = 422, description = "Invalid request, image not allowed, or unknown repository/organization", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable, or GitHub failed", body = ErrorBody),
@@ -87,7 +88,7 @@ async fn list_runners(State(state): State<AppState>, request: Request) -> Respon
 /// Forwarded to `GET /runners/{id}/status`.
 #[utoipa::path(
     get, path = "/api/v1/runners/{id}", tag = "runners",
-    params(("id" = String, Path, description = "The runner's name")),
+    params(("id" = String, Path, description = "The runner's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "The runner", body = Runner),
@@ -120,7 +121,7 @@ async fn get_runner(
 /// with the query.
 #[utoipa::path(
     delete, path = "/api/v1/runners/{id}", tag = "runners",
-    params(("id" = String, Path, description = "The runner's name"), DeleteRunnerQuery),
+    params(("id" = String, Path, description = "The runner's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"), DeleteRunnerQuery),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 204, description = "Deregistered and removed"),

@@ -36,6 +36,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 201, description = "Runners created", body = CreateRunnersResponse),
         (status = 400, description = "Unreadable JSON", body = ErrorBody),
         (status = 409, description = "Not enough free slots under MAX_RUNNERS", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 415, description = "Body not sent as application/json", body = ErrorBody),
         (status = 422, description = "Invalid request, image not allowed, or unknown repository/organization", body = ErrorBody),
         (status = 502, description = "GitHub rejected the token or failed", body = ErrorBody),
         (status = 503, description = "Docker unreachable, image unavailable, GitHub rate limit, or shutting down", body = ErrorBody),
@@ -80,7 +82,7 @@ async fn list_runners(
 /// Show one runner.
 #[utoipa::path(
     get, path = "/runners/{id}/status", tag = "runners",
-    params(("id" = String, Path, description = "The runner's name")),
+    params(("id" = String, Path, description = "The runner's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")),
     responses(
         (status = 200, description = "The runner", body = Runner),
         (status = 400, description = "Malformed id", body = ErrorBody),
@@ -107,7 +109,7 @@ async fn get_runner_status(
 /// container (failing its job).
 #[utoipa::path(
     delete, path = "/runners/{id}", tag = "runners",
-    params(("id" = String, Path, description = "The runner's name"), DeleteRunnerQuery),
+    params(("id" = String, Path, description = "The runner's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"), DeleteRunnerQuery),
     responses(
         (status = 204, description = "Deregistered and removed"),
         (status = 400, description = "Malformed id or query", body = ErrorBody),
