@@ -25,7 +25,7 @@ async fn sigkill_during_a_batch_leaks_nothing_after_restart() {
     let http = env.http.clone();
     let batch = tokio::spawn(async move {
         http.post(format!("{base}/runners/create"))
-            .json(&json!({"count": 10}))
+            .json(&json!({"count": 20}))
             .send()
             .await
     });

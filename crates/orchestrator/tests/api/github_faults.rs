@@ -79,3 +79,63 @@ async fn a_secondary_rate_limit_answers_503_with_retry_after() {
     assert_eq!(status, 201, "{body}");
     assert!(env.containers().len() == 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_creates_under_github_faults_stays_bounded_and_leaks_nothing() {
+    let env = TestEnv::start().await;
+    // 500s first, then a secondary rate limit: every create of the burst
+    // meets one or the other.
+    env.sim_post(
+        "/_sim/faults",
+        json!({"path_prefix": "/repos/acme/app/actions/runners/generate-jitconfig", "status": 500, "count": 4}),
+    )
+    .await;
+    env.sim_post(
+        "/_sim/faults",
+        json!({"path_prefix": "/repos/acme/app/actions/runners/generate-jitconfig", "status": 403, "count": 1, "retry_after": 3}),
+    )
+    .await;
+    let before = env.sim_get("/_sim/stats").await["api_calls_total"]
+        .as_i64()
+        .unwrap();
+    let burst = (0..5).map(|_| env.post("/runners/create", json!({"count": 2})));
+    let results = futures::future::join_all(burst).await;
+    for (status, body) in &results {
+        assert!([201, 502, 503].contains(status), "{status} {body}");
+        if *status == 503 {
+            assert_eq!(body["error"]["code"], "github_rate_limited");
+        }
+    }
+    let after = env.sim_get("/_sim/stats").await["api_calls_total"]
+        .as_i64()
+        .unwrap();
+    // 10 runners asked for, at most 3 attempts each, and none while paused:
+    // no runaway retry loop.
+    assert!(
+        after - before <= 30,
+        "{} GitHub calls for a burst of 10 runners",
+        after - before
+    );
+    assert!(
+        results.iter().any(|(s, _)| *s == 503),
+        "the secondary limit reached a caller as 503"
+    );
+    // Whatever failed was rolled back: every registration has its container.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (_, cleanup) = env.post("/runners/cleanup", json!({})).await;
+    let registrations = env.registrations().await;
+    let containers = env.containers();
+    assert_eq!(
+        registrations.len(),
+        containers.len(),
+        "{cleanup} {registrations:?} {containers:?}"
+    );
+    for r in &registrations {
+        assert!(
+            containers
+                .iter()
+                .any(|c| Some(c.as_str()) == r["name"].as_str()),
+            "{r}"
+        );
+    }
+}
