@@ -180,6 +180,8 @@ class Sandbox:
             "RECONCILE_INTERVAL_SECONDS": "5",
             "RUNNER_IDLE_TIMEOUT_SECONDS": "20",
             "API_KEYS": API_KEY,
+            # the most verbose logs, to prove the token never reaches them
+            "RUST_LOG": "trace",
             # no registry: local bases, host-built binaries
             "RUST_IMAGE": BASE_IMAGE,
             "RUNTIME_BASE_IMAGE": BASE_IMAGE,
@@ -338,7 +340,21 @@ def test_sandbox_loop_through_the_gateway(sandbox: Sandbox):
         assert "socket" not in probe.stdout, probe.stdout
         assert "sim-ok" in probe.stdout, f"runner network cannot reach the simulator: {probe.stdout}{probe.stderr}"
 
-        # --- 4. down, then nothing is left ------------------------------------
+        # --- 4. the token leaks nowhere it must not be ------------------------
+        # Not in either image (history or file system), not in the gateway's
+        # container, not in any service's log at trace level.
+        token = "sandbox-token"
+        for tag in ("gha-api-gateway", "gha-orchestrator"):
+            image = f"{stack.registry}/{tag}:e2e"
+            history = sh("docker", "history", "--no-trunc", image).stdout
+            assert token not in history, f"token in the history of {image}"
+            saved = subprocess.run(["docker", "save", image], capture_output=True, timeout=120, check=True).stdout
+            assert token.encode() not in saved, f"token in the layers of {image}"
+        gateway_inspect = sh("docker", "inspect", stack.container("api-gateway")).stdout
+        assert token not in gateway_inspect, "token in the gateway's container"
+        assert token not in stack.compose("logs", "--no-color").stdout, "token in a service's log"
+
+        # --- 5. down, then nothing is left ------------------------------------
         stack.compose("down", "-v", "--timeout", "30", timeout=180)
         assert stack.left_over() == {"containers": [], "networks": []}
     except BaseException:
