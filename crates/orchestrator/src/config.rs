@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::scope::{Scope, validate_label};
 
@@ -46,8 +46,14 @@ pub struct Config {
 
     /// GitHub token (PAT with `repo`/`admin:org`, or fine-grained with
     /// Administration: write). Never logged, never given to a runner.
+    /// Give this or `GITHUB_TOKEN_FILE`.
     #[arg(long, env = "GITHUB_TOKEN", hide_env_values = true)]
-    pub github_token: SecretString,
+    pub github_token: Option<SecretString>,
+    /// A file holding the GitHub token (e.g. a Compose secret at
+    /// `/run/secrets/github_token`), so the token is not in the container's
+    /// environment.
+    #[arg(long, env = "GITHUB_TOKEN_FILE")]
+    pub github_token_file: Option<std::path::PathBuf>,
     /// GitHub REST API base URL (`https://HOST/api/v3` for GitHub Enterprise Server).
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
@@ -160,6 +166,7 @@ impl Config {
     /// # Errors
     /// A message that names the offending variable.
     pub fn validate(&self) -> Result<(), String> {
+        self.resolve_github_token()?;
         if self.github_repository.is_some() && self.github_org.is_some() {
             return Err("set GITHUB_REPOSITORY or GITHUB_ORG, not both".into());
         }
@@ -269,6 +276,33 @@ impl Config {
         self.served_repositories()
             .into_iter()
             .find(|repo| repo.covers_repository(full_name))
+    }
+
+    /// The GitHub token, from `GITHUB_TOKEN` or the file `GITHUB_TOKEN_FILE` names.
+    ///
+    /// # Errors
+    /// A message naming the variable when neither or both are set, or the
+    /// file cannot be read or is empty.
+    pub fn resolve_github_token(&self) -> Result<SecretString, String> {
+        let from_env = self
+            .github_token
+            .as_ref()
+            .filter(|t| !t.expose_secret().trim().is_empty());
+        match (from_env, &self.github_token_file) {
+            (Some(_), Some(_)) => Err("set GITHUB_TOKEN or GITHUB_TOKEN_FILE, not both".into()),
+            (Some(token), None) => Ok(SecretString::from(token.expose_secret().trim().to_owned())),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    format!("GITHUB_TOKEN_FILE: cannot read {}: {e}", path.display())
+                })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(format!("GITHUB_TOKEN_FILE: {} is empty", path.display()));
+                }
+                Ok(SecretString::from(token.to_owned()))
+            }
+            (None, None) => Err("GITHUB_TOKEN (or GITHUB_TOKEN_FILE) is required".into()),
+        }
     }
 
     /// The scope used when a request names none.
@@ -415,6 +449,27 @@ mod tests {
         );
         assert_eq!(split_command("sh -c 'exit 7'"), ["sh", "-c", "exit 7"]);
         assert_eq!(split_command(r#"a "b c"  d ''"#), ["a", "b c", "d", ""]);
+    }
+
+    #[test]
+    fn the_token_comes_from_the_environment_or_a_file() {
+        let dir = std::env::temp_dir().join(format!("gha-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "ghp_fromfile\n").unwrap();
+        let c =
+            Config::try_parse_from(["o", "--github-token-file", file.to_str().unwrap()]).unwrap();
+        assert_eq!(
+            c.resolve_github_token().unwrap().expose_secret(),
+            "ghp_fromfile"
+        );
+        let both = config(&["--github-token-file", file.to_str().unwrap()]);
+        assert!(both.validate().unwrap_err().contains("not both"));
+        let neither = Config::try_parse_from(["o"]).unwrap();
+        assert!(neither.validate().unwrap_err().contains("GITHUB_TOKEN"));
+        std::fs::write(&file, "  \n").unwrap();
+        assert!(c.resolve_github_token().unwrap_err().contains("empty"));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -44,9 +44,10 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
         let config = Arc::new(config);
+        let token = config.resolve_github_token().map_err(anyhow::Error::msg)?;
         let github = GitHubClient::new(
             &config.github_api_url,
-            &config.github_token,
+            &token,
             Duration::from_secs(config.github_timeout_seconds.max(1)),
         )?;
         let docker = DockerEngine::connect(&config.instance_id, config.docker_timeout())

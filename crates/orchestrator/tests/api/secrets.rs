@@ -62,3 +62,20 @@ async fn health_reports_docker_github_and_counts() {
         "{spec}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_can_come_from_a_file_instead_of_the_environment() {
+    let file = std::env::temp_dir().join(format!("gha-token-{}", test_support::unique_id()));
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let env = TestEnv::start_with(crate::helpers::Options {
+        env: vec![
+            ("GITHUB_TOKEN", String::new()),
+            ("GITHUB_TOKEN_FILE", file.display().to_string()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let (status, body) = env.post("/runners/create", json!({"count": 1})).await;
+    assert_eq!(status, 201, "{body}");
+    let _ = std::fs::remove_file(file);
+}
