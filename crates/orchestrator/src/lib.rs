@@ -29,46 +29,4 @@ pub mod scope;
 pub mod startup;
 pub mod telemetry;
 
-/// Probes `http://127.0.0.1:PORT/healthz` for Docker's HEALTHCHECK:
-/// `Ok` when it answers 200 within two seconds.
-///
-/// # Errors
-/// A message saying why the probe failed.
-pub async fn healthcheck(port: u16) -> Result<(), String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(2))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .map_err(|e| format!("no answer on port {port}: {e}"))?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("/healthz answered {}", response.status()))
-    }
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-}
+pub use service_kit::{healthcheck, shutdown_signal};

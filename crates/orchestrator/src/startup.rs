@@ -114,13 +114,17 @@ impl Application {
         };
         info!(port = self.port(), instance = %fleet.config.instance_id, "gha-orchestrator listening");
         let shutdown_fleet = fleet.clone();
-        axum::serve(self.listener, api::app(state))
-            .with_graceful_shutdown(async move {
+        service_kit::serve(
+            self.listener,
+            api::app(state),
+            async move {
                 shutdown.await;
                 info!("shutting down: no new runners; finishing requests in flight");
                 shutdown_fleet.begin_shutdown();
-            })
-            .await?;
+            },
+            service_kit::HEADER_READ_TIMEOUT,
+        )
+        .await?;
         stop.cancel();
         if tokio::time::timeout(SHUTDOWN_LIMIT, remove_idle_runners(&fleet))
             .await
