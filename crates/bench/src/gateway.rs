@@ -10,7 +10,8 @@
 //! The load generator is in-process: `BENCH_GATEWAY_CONNECTIONS` (default
 //! 64) keep-alive HTTP/1.1 connections on loopback, each sending one request
 //! after the other for `BENCH_GATEWAY_SECONDS` (default 10), after a one
-//! second warm-up. It parses just enough HTTP (status, `Content-Length` or
+//! second warm-up. The three targets are measured in 3 rounds, the order
+//! rotated each round, and the median of each figure is reported. It parses just enough HTTP (status, `Content-Length` or
 //! chunked) to stay cheap, so the machine's cores go to the servers.
 //! `BENCH_GATEWAY_BIN` swaps in another gateway binary (e.g. one built with
 //! symbols, to profile it with `perf` while the benchmark runs).
@@ -23,6 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use github_sim::SimConfig;
 use test_support::{TestDocker, ensure_sim_runner_image, workspace_binary};
+
+use crate::Row;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -30,11 +33,14 @@ const TOKEN: &str = "bench-token";
 const REPO: &str = "bench/app";
 const API_KEY: &str = "bench-key-0123456789";
 
-/// Runs the benchmark and prints its table.
+/// Rounds per target; the median of each figure is reported.
+const ROUNDS: usize = 3;
+
+/// Runs the benchmark and returns its rows of the result table.
 ///
 /// # Errors
 /// When a process does not start or answer, or nginx is not installed.
-pub(crate) async fn run() -> anyhow::Result<()> {
+pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
     let connections = env_number("BENCH_GATEWAY_CONNECTIONS", 64);
     let seconds = env_number("BENCH_GATEWAY_SECONDS", 10) as u64;
     let duration = Duration::from_secs(seconds);
@@ -102,25 +108,33 @@ pub(crate) async fn run() -> anyhow::Result<()> {
     }
     let rss_idle = rss_kib(gateway.id())?;
 
-    let mut results = Vec::new();
-    for (name, addr, path) in [
+    let targets = [
         ("orchestrator direct", direct, "/runners"),
         ("nginx proxy_pass", through_nginx, "/api/v1/runners"),
         ("gateway", through_gateway, "/api/v1/runners"),
-    ] {
-        load(addr, path, connections, Duration::from_secs(1)).await?;
-        let result = load(addr, path, connections, duration).await?;
-        eprintln!(
-            "{name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
-            result.throughput(),
-            result.percentile_ms(50.0),
-            result.percentile_ms(99.0),
-            result.errors
-        );
-        if result.errors > 0 {
-            bail!("{name}: {} failed requests", result.errors);
+    ];
+    // Per target: (throughput, p99 in ms) of each round.
+    let mut rounds: [Vec<(f64, f64)>; 3] = Default::default();
+    for round in 0..ROUNDS {
+        // Rotate the order so each target runs first, second and last once.
+        for slot in 0..targets.len() {
+            let index = (slot + round) % targets.len();
+            let (name, addr, path) = targets[index];
+            load(addr, path, connections, Duration::from_secs(1)).await?;
+            let result = load(addr, path, connections, duration).await?;
+            eprintln!(
+                "round {}: {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+                round + 1,
+                result.throughput(),
+                result.percentile_ms(50.0),
+                result.percentile_ms(99.0),
+                result.errors
+            );
+            if result.errors > 0 {
+                bail!("{name}: {} failed requests", result.errors);
+            }
+            rounds[index].push((result.throughput(), result.percentile_ms(99.0)));
         }
-        results.push(result);
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = rss_kib(gateway.id())?;
@@ -129,41 +143,69 @@ pub(crate) async fn run() -> anyhow::Result<()> {
     drop(orchestrator);
     drop(docker_env);
 
-    let [direct, nginx, gateway] = [&results[0], &results[1], &results[2]];
-    let what = format!("GET /api/v1/runners, {connections} conns × {seconds} s");
-    println!();
-    println!("| benchmark | baseline | measured | ratio | goal |");
-    println!("|---|---|---|---|---|");
-    println!(
-        "| {what}: throughput | orchestrator direct: {:.0} req/s | gateway: {:.0} req/s | {:.2} | ≥ 0.8 |",
-        direct.throughput(),
-        gateway.throughput(),
-        gateway.throughput() / direct.throughput()
-    );
-    println!(
-        "| {what}: throughput | nginx proxy_pass: {:.0} req/s | gateway: {:.0} req/s | {:.2} | ≥ 1.0 |",
-        nginx.throughput(),
-        gateway.throughput(),
-        gateway.throughput() / nginx.throughput()
-    );
-    println!(
-        "| {what}: p99 latency | nginx proxy_pass: {:.2} ms | gateway: {:.2} ms | {:.2} | ≤ 1.0 |",
-        nginx.percentile_ms(99.0),
-        gateway.percentile_ms(99.0),
-        gateway.percentile_ms(99.0) / nginx.percentile_ms(99.0)
-    );
-    println!(
-        "| {what}: p99 latency | orchestrator direct: {:.2} ms | gateway: {:.2} ms | {:.2} | — |",
-        direct.percentile_ms(99.0),
-        gateway.percentile_ms(99.0),
-        gateway.percentile_ms(99.0) / direct.percentile_ms(99.0)
-    );
-    println!(
-        "| gateway memory (VmRSS) idle after start / after the load | — | {:.1} MB / {:.1} MB | — | idle ≤ 20 MB |",
-        rss_idle as f64 / 1024.0,
-        rss_after as f64 / 1024.0
-    );
-    Ok(())
+    let median = |index: usize| -> (f64, f64) {
+        let throughputs: Vec<f64> = rounds[index].iter().map(|r| r.0).collect();
+        let p99s: Vec<f64> = rounds[index].iter().map(|r| r.1).collect();
+        (
+            crate::percentile(&throughputs, 50.0),
+            crate::percentile(&p99s, 50.0),
+        )
+    };
+    let [
+        (direct_rps, direct_p99),
+        (nginx_rps, nginx_p99),
+        (gateway_rps, gateway_p99),
+    ] = [median(0), median(1), median(2)];
+    let what =
+        format!("GET /api/v1/runners, {connections} conns × {seconds} s, median of {ROUNDS}");
+    let row = |name: &str, baseline: String, measured: String, ratio: String, goal: &str| Row {
+        name: name.to_owned(),
+        baseline,
+        measured,
+        ratio,
+        goal: goal.to_owned(),
+    };
+    Ok(vec![
+        row(
+            &format!("{what}: throughput"),
+            format!("orchestrator direct: {direct_rps:.0} req/s"),
+            format!("gateway: {gateway_rps:.0} req/s"),
+            format!("{:.2}", gateway_rps / direct_rps),
+            "≥ 0.8",
+        ),
+        row(
+            &format!("{what}: throughput"),
+            format!("nginx proxy_pass: {nginx_rps:.0} req/s"),
+            format!("gateway: {gateway_rps:.0} req/s"),
+            format!("{:.2}", gateway_rps / nginx_rps),
+            "≥ 1.0",
+        ),
+        row(
+            &format!("{what}: p99 latency"),
+            format!("nginx proxy_pass: {nginx_p99:.2} ms"),
+            format!("gateway: {gateway_p99:.2} ms"),
+            format!("{:.2}", gateway_p99 / nginx_p99),
+            "≤ 1.0",
+        ),
+        row(
+            &format!("{what}: p99 latency"),
+            format!("orchestrator direct: {direct_p99:.2} ms"),
+            format!("gateway: {gateway_p99:.2} ms"),
+            format!("{:.2}", gateway_p99 / direct_p99),
+            "—",
+        ),
+        row(
+            "gateway memory (VmRSS) idle after start / after the load",
+            "—".to_owned(),
+            format!(
+                "{:.1} MB / {:.1} MB",
+                rss_idle as f64 / 1024.0,
+                rss_after as f64 / 1024.0
+            ),
+            "—".to_owned(),
+            "idle ≤ 20 MB",
+        ),
+    ])
 }
 
 /// What one load run measured.

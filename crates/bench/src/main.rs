@@ -49,6 +49,9 @@ async fn main() -> anyhow::Result<()> {
     if runs("autoscale") {
         rows.extend(autoscale::run(&orchestrator_bin, image, number("BENCH_JOBS", 10)).await?);
     }
+    if runs("gateway") {
+        rows.extend(gateway::run().await?);
+    }
     println!();
     println!("| benchmark | baseline | measured | ratio | goal |");
     println!("|---|---|---|---|---|");
@@ -57,9 +60,6 @@ async fn main() -> anyhow::Result<()> {
             "| {} | {} | {} | {} | {} |",
             row.name, row.baseline, row.measured, row.ratio, row.goal
         );
-    }
-    if runs("gateway") {
-        gateway::run().await?;
     }
     Ok(())
 }

@@ -17,7 +17,7 @@
 //! - [`telemetry`]: logging set-up and the request span.
 //!
 //! # Middleware, outermost first
-//! request id (made when absent, returned) → trace span → CORS (answers
+//! request id (made when absent — see [`RequestIds`] — and returned) → trace span → CORS (answers
 //! preflights) → rate limit (not on `/health`, `/healthz` or the GitHub
 //! webhook) → API key (only on the runner routes) → handler.
 
@@ -33,9 +33,14 @@ pub mod routes;
 pub mod startup;
 pub mod telemetry;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::Router;
-use axum::http::HeaderName;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use axum::http::{HeaderName, HeaderValue, Request};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -116,56 +121,80 @@ pub fn app(config: &Config, state: AppState) -> Result<Router, String> {
         .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid)))
+        .layer(SetRequestIdLayer::new(request_id, RequestIds::new())))
 }
 
-/// Probes `http://127.0.0.1:PORT/healthz` for Docker's HEALTHCHECK:
-/// `Ok` when it answers 200 within two seconds.
-///
-/// # Errors
-/// A message saying why the probe failed.
-pub async fn healthcheck(port: u16) -> Result<(), String> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(2))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let response = client
-        .get(format!("http://127.0.0.1:{port}/healthz"))
-        .send()
-        .await
-        .map_err(|e| format!("no answer on port {port}: {e}"))?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("/healthz answered {}", response.status()))
-    }
+/// Makes the request ids of requests that come without one: UUID-shaped
+/// (version 4 and RFC 4122 variant bits set, lower-case hyphenated), built
+/// from a random prefix drawn once per process and a counter that starts
+/// at a random value, so making one costs no system call. Ids are unique
+/// within a process (the counter has 62 bits) and, with 60 random bits of
+/// prefix, across processes; unlike true v4 UUIDs they are not
+/// unpredictable, which an id for correlating log lines need not be.
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    /// The high 64 bits of every id, version nibble included.
+    prefix: u64,
+    /// The next value of the low 62 bits.
+    counter: Arc<AtomicU64>,
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+impl RequestIds {
+    /// A generator with a fresh random prefix and counter start.
+    pub fn new() -> Self {
+        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+        Self {
+            prefix: (high & !0xF000) | 0x4000,
+            counter: Arc::new(AtomicU64::new(low)),
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+    }
+
+    /// The next id.
+    pub fn next_id(&self) -> HeaderValue {
+        const VARIANT: u64 = 0b10 << 62;
+        const COUNTER_BITS: u64 = (1 << 62) - 1;
+        let count = self.counter.fetch_add(1, Ordering::Relaxed);
+        let id = uuid::Uuid::from_u64_pair(self.prefix, VARIANT | (count & COUNTER_BITS));
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
+            .expect("a hyphenated UUID is a valid header value")
     }
 }
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(self.next_id()))
+    }
+}
+
+pub use service_kit::{healthcheck, shutdown_signal};
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_uuids() {
+        let ids = RequestIds::new();
+        let other = RequestIds::new();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            for id in [ids.next_id(), other.next_id()] {
+                let text = id.to_str().unwrap();
+                let parsed = uuid::Uuid::parse_str(text).unwrap();
+                assert_eq!(parsed.get_version_num(), 4);
+                assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+                assert_eq!(parsed.hyphenated().to_string(), text);
+                assert!(seen.insert(text.to_owned()), "{text} made twice");
+            }
+        }
+    }
 
     #[test]
     fn document_lists_every_api_path() {

@@ -1,14 +1,30 @@
 //! [`Upstream`]: the one pooled HTTP client to the orchestrator, and the
 //! forwarding of a request to it: method, mapped path, query, body and
 //! end-to-end headers out; status, headers and body back unchanged.
+//!
+//! The client is hyper's pooled one (`hyper_util`'s legacy client, HTTP/1.1
+//! keep-alive; HTTP/2 when a TLS orchestrator offers it), driven directly:
+//! the orchestrator's scheme and authority are parsed once at start-up, so a
+//! request costs one string for its path and no URL parsing, and the answer's
+//! body is hyper's own, streamed through as it arrives.
 
+use std::error::Error as StdError;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, header};
+use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version, header};
 use axum::response::{IntoResponse, Response};
-use futures::stream;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Frame, Incoming, SizeHint};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio::time::{Instant, Sleep};
 use tracing::warn;
 
 use crate::error::ApiError;
@@ -43,35 +59,89 @@ const NOT_FORWARDED: [HeaderName; 5] = [
 const DISCARD_MAX_BYTES: usize = 8 * 1024 * 1024;
 /// How long reading a refused body may take.
 const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an unused pooled connection to the orchestrator is kept.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pooled client: plain TCP for `http://`, rustls for `https://`.
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The orchestrator as the gateway reaches it.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     /// One client for all requests, so connections are pooled and reused.
-    client: reqwest::Client,
-    /// `ORCHESTRATOR_URL` without a trailing slash.
-    base: String,
-    /// `UPSTREAM_TIMEOUT_SECONDS`, for the 504 message.
+    client: HttpClient,
+    /// `ORCHESTRATOR_URL`'s scheme, parsed once.
+    scheme: Scheme,
+    /// `ORCHESTRATOR_URL`'s host and port, parsed once.
+    authority: Authority,
+    /// `ORCHESTRATOR_URL`'s path without a trailing slash (usually empty),
+    /// put in front of every forwarded path.
+    prefix: String,
+    /// `UPSTREAM_TIMEOUT_SECONDS`: for a whole call, answer body included.
     timeout: Duration,
     /// `MAX_BODY_BYTES`.
     max_body_bytes: usize,
 }
 
+/// Why [`Upstream::new`] refused `ORCHESTRATOR_URL`.
+#[derive(Debug)]
+pub struct InvalidBase(String);
+
+impl std::fmt::Display for InvalidBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl StdError for InvalidBase {}
+
 impl Upstream {
-    /// A client for the orchestrator at `base`.
+    /// A client for the orchestrator at `base` (an `http://` or `https://`
+    /// URL, optionally with a path to put in front of every forwarded one).
     ///
     /// # Errors
-    /// When the TLS back end cannot be initialised.
-    pub fn new(base: &str, timeout: Duration, max_body_bytes: usize) -> reqwest::Result<Self> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+    /// When `base` is not such a URL.
+    pub fn new(base: &str, timeout: Duration, max_body_bytes: usize) -> Result<Self, InvalidBase> {
+        let invalid = |why: &str| InvalidBase(format!("ORCHESTRATOR_URL={base}: {why}"));
+        let url = reqwest::Url::parse(base).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+            return Err(invalid("must be an http:// or https:// URL"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("must not have a query or fragment"));
+        }
+        let host = url.host_str().ok_or_else(|| invalid("has no host"))?;
+        let authority = match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        };
+        let authority = Authority::try_from(authority).map_err(|e| invalid(&e.to_string()))?;
+        let scheme = if url.scheme() == "https" {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        };
+
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_all_versions()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(usize::MAX)
+            .build(connector);
         Ok(Self {
             client,
-            base: base.trim_end_matches('/').to_owned(),
+            scheme,
+            authority,
+            prefix: url.path().trim_end_matches('/').to_owned(),
             timeout,
             max_body_bytes,
         })
@@ -87,22 +157,63 @@ impl Upstream {
     }
 
     async fn try_forward(&self, request: Request, path: &str) -> Result<Response, ApiError> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let body = self.read_body(&parts.headers, body).await?;
-        let mut url = format!("{}{path}", self.base);
-        if let Some(query) = parts.uri.query() {
-            url.push('?');
-            url.push_str(query);
+        parts.uri = self.uri(path, parts.uri.query())?;
+        parts.version = Version::HTTP_11;
+        parts.extensions.clear();
+        strip_hop_by_hop(&mut parts.headers, &NOT_FORWARDED);
+        // What the previous client (reqwest) sent when the caller had not.
+        parts
+            .headers
+            .entry(header::ACCEPT)
+            .or_insert(HeaderValue::from_static("*/*"));
+        let request = hyper::Request::from_parts(parts, Full::new(body));
+        self.send(request).await
+    }
+
+    /// `scheme://authority` + prefix + `path` + `?query`.
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, ApiError> {
+        let mut target = String::with_capacity(
+            self.prefix.len() + path.len() + query.map_or(0, |q| q.len() + 1),
+        );
+        target.push_str(&self.prefix);
+        target.push_str(path);
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(query);
         }
-        let upstream = self
-            .client
-            .request(parts.method, url)
-            .headers(end_to_end(&parts.headers, &NOT_FORWARDED))
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| self.send_error(&e))?;
-        Ok(relay(upstream))
+        let path_and_query = PathAndQuery::from_maybe_shared(Bytes::from(target))
+            .map_err(|_| ApiError::bad_request("the request target cannot be forwarded"))?;
+        let mut uri = axum::http::uri::Parts::default();
+        uri.scheme = Some(self.scheme.clone());
+        uri.authority = Some(self.authority.clone());
+        uri.path_and_query = Some(path_and_query);
+        Uri::from_parts(uri)
+            .map_err(|_| ApiError::bad_request("the request target cannot be forwarded"))
+    }
+
+    /// Sends `request` and relays the answer, all within the timeout: the
+    /// same deadline bounds the wait for the headers and then the body.
+    async fn send(&self, request: hyper::Request<Full<Bytes>>) -> Result<Response, ApiError> {
+        let mut deadline = Box::pin(tokio::time::sleep(self.timeout));
+        let answer = tokio::select! {
+            biased;
+            answer = self.client.request(request) => answer,
+            () = deadline.as_mut() => return Err(self.timed_out(&"no answer in time")),
+        };
+        let upstream = answer.map_err(|e| self.send_error(&e))?;
+        let (mut parts, body) = upstream.into_parts();
+        strip_hop_by_hop(&mut parts.headers, &[]);
+        let body = Body::new(Deadline {
+            body,
+            deadline,
+            timeout: self.timeout,
+        });
+        let mut response = Response::new(body);
+        *response.status_mut() = parts.status;
+        *response.headers_mut() = parts.headers;
+        Ok(response)
     }
 
     /// Reads the whole body, refusing it with 413 past `MAX_BODY_BYTES`
@@ -119,6 +230,9 @@ impl Upstream {
             discard(body).await;
             return Err(ApiError::payload_too_large(limit));
         }
+        if hyper::body::Body::is_end_stream(&body) {
+            return Ok(Bytes::new());
+        }
         axum::body::to_bytes(body, limit).await.map_err(|e| {
             let too_large = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
@@ -134,26 +248,132 @@ impl Upstream {
     ///
     /// # Errors
     /// The 502 or 504 to answer when the orchestrator does not.
-    pub async fn get(&self, path: &str) -> Result<(reqwest::StatusCode, Bytes), ApiError> {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .map_err(|e| self.send_error(&e))?;
+    pub async fn get(&self, path: &str) -> Result<(StatusCode, Bytes), ApiError> {
+        let mut request = hyper::Request::new(Full::new(Bytes::new()));
+        *request.method_mut() = Method::GET;
+        *request.uri_mut() = self.uri(path, None)?;
+        request
+            .headers_mut()
+            .insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        let response = self.send(request).await?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| self.send_error(&e))?;
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.body_error(&e))?
+            .to_bytes();
         Ok((status, body))
     }
 
-    fn send_error(&self, e: &reqwest::Error) -> ApiError {
-        if e.is_timeout() {
-            warn!(error = %e, "orchestrator timed out");
-            ApiError::orchestrator_timeout(self.timeout.as_secs())
+    fn send_error(&self, e: &hyper_util::client::legacy::Error) -> ApiError {
+        if is_timeout(e) {
+            self.timed_out(e)
         } else {
-            warn!(error = %e, "orchestrator unreachable");
+            warn!(error = %ErrorChain(e), "orchestrator unreachable");
             ApiError::orchestrator_unreachable()
         }
+    }
+
+    fn body_error(&self, e: &axum::Error) -> ApiError {
+        if is_timeout(e) {
+            self.timed_out(e)
+        } else {
+            warn!(error = %ErrorChain(e), "orchestrator unreachable");
+            ApiError::orchestrator_unreachable()
+        }
+    }
+
+    fn timed_out(&self, e: &dyn std::fmt::Display) -> ApiError {
+        warn!(error = %e, "orchestrator timed out");
+        ApiError::orchestrator_timeout(self.timeout.as_secs())
+    }
+}
+
+/// Whether `e` (or what caused it) is a timeout, e.g. of the connect.
+fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(e) = cause {
+        if e.is::<UpstreamTimeout>()
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// An error and its causes, `: `-separated, for the log.
+struct ErrorChain<'a>(&'a (dyn StdError + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// The orchestrator's answer body, cut off with [`UpstreamTimeout`] when the
+/// call's deadline passes before it is complete.
+struct Deadline {
+    body: Incoming,
+    deadline: Pin<Box<Sleep>>,
+    timeout: Duration,
+}
+
+/// The answer body did not arrive within `UPSTREAM_TIMEOUT_SECONDS`.
+#[derive(Debug)]
+struct UpstreamTimeout(Duration);
+
+impl std::fmt::Display for UpstreamTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the orchestrator's answer took longer than {}s",
+            self.0.as_secs()
+        )
+    }
+}
+
+impl StdError for UpstreamTimeout {}
+
+impl hyper::body::Body for Deadline {
+    type Data = Bytes;
+    type Error = Box<dyn StdError + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        ready!(this.deadline.as_mut().poll(cx));
+        warn!(
+            timeout_seconds = this.timeout.as_secs(),
+            "orchestrator timed out sending its answer"
+        );
+        // Pushed far out so a caller that polls again does not spin.
+        this.deadline
+            .as_mut()
+            .reset(Instant::now() + Duration::from_secs(86_400));
+        Poll::Ready(Some(Err(UpstreamTimeout(this.timeout).into())))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -177,41 +397,24 @@ async fn discard(body: Body) {
     .await;
 }
 
-/// The orchestrator's answer as ours: same status, end-to-end headers, and
-/// the body streamed through as it arrives.
-fn relay(upstream: reqwest::Response) -> Response {
-    let status = upstream.status();
-    let headers = end_to_end(upstream.headers(), &[]);
-    let body = stream::try_unfold(upstream, |mut upstream| async move {
-        Ok::<_, reqwest::Error>(upstream.chunk().await?.map(|chunk| (chunk, upstream)))
-    });
-    let mut response = Response::new(Body::from_stream(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
-}
-
-/// `headers` without hop-by-hop headers (the fixed ones and any that
-/// `Connection` names) and without `also_drop`.
-fn end_to_end(headers: &HeaderMap, also_drop: &[HeaderName]) -> HeaderMap {
-    let named_by_connection: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    let mut kept = HeaderMap::with_capacity(headers.len());
-    for (name, value) in headers {
-        if HOP_BY_HOP.contains(name)
-            || also_drop.contains(name)
-            || named_by_connection.contains(name)
-        {
-            continue;
+/// Removes, in place, the hop-by-hop headers (the fixed ones and any that
+/// `Connection` names) and `also_drop`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, also_drop: &[HeaderName]) {
+    if headers.contains_key(header::CONNECTION) {
+        let named_by_connection: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in &named_by_connection {
+            headers.remove(name);
         }
-        kept.append(name.clone(), value.clone());
     }
-    kept
+    for name in HOP_BY_HOP.iter().chain(also_drop) {
+        headers.remove(name);
+    }
 }
 
 /// Checks a runner id the way the orchestrator does (letters, digits, `-`,
@@ -265,9 +468,9 @@ mod tests {
         );
         headers.insert("x-github-event", HeaderValue::from_static("workflow_job"));
         headers.insert("x-api-key", HeaderValue::from_static("k"));
-        let kept = end_to_end(&headers, &NOT_FORWARDED);
-        assert_eq!(kept.len(), 1);
-        assert!(kept.contains_key("x-github-event"));
+        strip_hop_by_hop(&mut headers, &NOT_FORWARDED);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-github-event"));
     }
 
     #[test]

@@ -74,15 +74,17 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         info!(port = self.port(), "gha-api-gateway listening");
-        axum::serve(
+        // Like axum::serve, plus a deadline on reading request headers so a
+        // client trickling them (slowloris) cannot hold a connection.
+        service_kit::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            async move {
+                shutdown.await;
+                info!("shutting down: finishing requests in flight");
+            },
+            service_kit::HEADER_READ_TIMEOUT,
         )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            info!("shutting down: finishing requests in flight");
-        })
         .await?;
         info!("gha-api-gateway stopped");
         Ok(())

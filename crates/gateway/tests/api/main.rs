@@ -9,3 +9,4 @@ mod health;
 mod helpers;
 mod limits;
 mod proxy;
+mod slow_clients;
