@@ -25,7 +25,7 @@ pub use health::{
     DockerHealth, GatewayHealth, GitHubHealth, HealthStatus, OrchestratorHealth, RunnerImageHealth,
 };
 pub use runners::{
-    CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ListRunnersQuery, Runner,
-    RunnerJob, RunnerList, RunnerState,
+    CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ListRunnersQuery,
+    RUNNER_ID_RULE, Runner, RunnerJob, RunnerList, RunnerState, is_valid_runner_id,
 };
 pub use webhooks::WebhookAck;

@@ -5,6 +5,22 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// What a runner id (= runner name) may hold, for error messages.
+pub const RUNNER_ID_RULE: &str =
+    "a runner id holds 1 to 100 letters, digits, '-', '_' or '.', and does not start with '.'";
+
+/// Whether `id` can be a runner id: the names the orchestrator makes, and
+/// nothing that could walk another path (`..`, `/`, encoded characters).
+/// The OpenAPI documents state the same rule as a pattern.
+pub fn is_valid_runner_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 100
+        && !id.starts_with('.')
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// Where a runner is in its life.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
@@ -187,6 +203,15 @@ mod tests {
         let err = serde_json::from_str::<CreateRunnersRequest>(r#"{"count":1,"colour":"red"}"#)
             .unwrap_err();
         assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn runner_ids_follow_the_rule() {
+        assert!(is_valid_runner_id("gha-runner-k3j9x2mq"));
+        for bad in ["", ".", "..", ".hidden", "a/b", "a%2Fb", "a b", "ç"] {
+            assert!(!is_valid_runner_id(bad), "{bad:?}");
+        }
+        assert!(!is_valid_runner_id(&"x".repeat(101)));
     }
 
     #[test]

@@ -424,16 +424,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, also_drop: &[HeaderName]) {
 /// # Errors
 /// A 400 for an id the orchestrator would refuse anyway.
 pub fn runner_id_segment(id: &str) -> Result<String, ApiError> {
-    let valid = !id.is_empty()
-        && id.len() <= 100
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !valid {
-        return Err(ApiError::bad_request(
-            "a runner id holds 1 to 100 letters, digits, '-', '_' or '.', and does not start with '.'",
-        ));
+    if !api_types::is_valid_runner_id(id) {
+        return Err(ApiError::bad_request(api_types::RUNNER_ID_RULE));
     }
     // Defence in depth: should the rule above ever loosen, anything outside
     // the unreserved set is still encoded.

@@ -142,19 +142,11 @@ async fn cleanup_runners(State(state): State<AppState>) -> axum::Json<CleanupRep
     axum::Json(state.reconciler.pass().await)
 }
 
-/// Runner ids are runner names: letters, digits, `-`, `_`, `.`; at most 100.
+/// Runner ids are runner names; see [`api_types::is_valid_runner_id`].
 fn check_id(id: &str) -> Result<(), ApiError> {
-    let valid = !id.is_empty()
-        && id.len() <= 100
-        && !id.starts_with('.')
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
+    if api_types::is_valid_runner_id(id) {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "a runner id holds 1 to 100 letters, digits, '-', '_' or '.'",
-        ))
+        Err(ApiError::bad_request(api_types::RUNNER_ID_RULE))
     }
 }
