@@ -185,3 +185,34 @@ async fn github_webhook_bursts_are_not_rate_limited() {
     assert!((3..=4).contains(&passed), "{passed} passed");
     assert_eq!(error_code(response).await, "rate_limited");
 }
+
+#[tokio::test]
+async fn guessing_api_keys_is_rate_limited_like_any_request() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::spawn(&upstream.url, &TIGHT);
+    let mut statuses = Vec::new();
+    for guess in 0..10 {
+        let response = gw
+            .client
+            .get(gw.url("/api/v1/runners"))
+            .header("x-api-key", format!("guess-{guess}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    let unauthorized = statuses.iter().filter(|s| **s == 401).count();
+    assert!((3..=4).contains(&unauthorized), "{statuses:?}");
+    assert!(statuses.ends_with(&[429; 6]), "{statuses:?}");
+    // The right key from the same client is throttled too until tokens return.
+    let response = gw
+        .authed(Method::GET, "/api/v1/runners")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(
+        upstream.received().is_empty(),
+        "no guess reached the orchestrator"
+    );
+}

@@ -121,3 +121,49 @@ async fn a_token_github_rejects_answers_502_and_creates_nothing() {
     assert_eq!(body["error"]["code"], "github_unauthorized");
     assert_nothing_created(&env).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_bodies_get_clear_errors_and_the_service_keeps_serving() {
+    let env = TestEnv::start().await;
+    let send = |body: Vec<u8>| {
+        env.http
+            .post(format!("{}/runners/create", env.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    // Deeply nested JSON: refused by the parser's depth limit, not a stack overflow.
+    let nested = format!("{}{}", "[".repeat(5000), "]".repeat(5000)).into_bytes();
+    let response = send(nested).await.unwrap();
+    assert!(
+        [400, 422].contains(&response.status().as_u16()),
+        "{}",
+        response.status()
+    );
+    assert!(response.json::<Value>().await.unwrap()["error"]["code"].is_string());
+    // A huge body: 413 before it is read to the end.
+    let huge = format!(
+        "{{\"count\": 1, \"labels\": [\"{}\"]}}",
+        "x".repeat(2 << 20)
+    )
+    .into_bytes();
+    let response = send(huge).await.unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "payload_too_large"
+    );
+    // Invalid UTF-8.
+    let response = send(b"{\"count\": 1, \"repository\": \"\xff\xfe\"}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "invalid_request"
+    );
+    // Nothing was created, and everyone else is still served.
+    assert_nothing_created(&env).await;
+    let (status, _) = env.get("/health").await;
+    assert_eq!(status, 200);
+}
