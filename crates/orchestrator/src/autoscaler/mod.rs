@@ -100,6 +100,10 @@ impl Autoscaler {
         let Some(status) = JobStatus::from_github(&job.status) else {
             return Ingested::Ignored(format!("job status {} is not acted on", job.status));
         };
+        // The job book first, the runner second: `tick` reads them in the
+        // opposite order, so it can never see the runner busy with a job it
+        // still counts as queued.
+        let outcome = self.record_job(repository, job, status);
         // Whatever the job, a runner of ours that took it is busy now.
         if let Some(runner) = &job.runner_name {
             self.fleet.registry.update(runner, |view| {
@@ -117,6 +121,14 @@ impl Autoscaler {
                 });
             });
         }
+        if outcome == Ingested::Recorded {
+            self.wake.notify_one();
+        }
+        outcome
+    }
+
+    /// Records a job of a repository and labels we serve in the book.
+    fn record_job(&self, repository: &str, job: &WorkflowJob, status: JobStatus) -> Ingested {
         let Some(scope) = self.fleet.config.scope_for_job(repository) else {
             return Ingested::Ignored(format!("repository {repository} is not served"));
         };
@@ -137,7 +149,6 @@ impl Autoscaler {
             runner_name: job.runner_name.clone(),
         };
         if self.jobs.observe(report) {
-            self.wake.notify_one();
             Ingested::Recorded
         } else {
             Ingested::Unchanged
@@ -167,6 +178,11 @@ impl Autoscaler {
         }
         self.recheck_stale_jobs().await;
         let config = &self.fleet.config;
+        // Runners first, jobs second (`ingest` writes them in the opposite
+        // order): a job that just started can then only be missed for one
+        // tick, never counted twice (queued *and* holding a runner), which
+        // would create a runner too many.
+        let live = self.fleet.registry.live();
         let mut demand: BTreeMap<Scope, Vec<JobEntry>> = BTreeMap::new();
         for entry in self.jobs.queued() {
             demand
@@ -180,7 +196,6 @@ impl Autoscaler {
         {
             demand.entry(scope.clone()).or_default();
         }
-        let live = self.fleet.registry.live();
         // Scopes with autoscaled runners but no demand: their idle runners may be surplus.
         for view in live.iter().filter(|v| v.record.autoscaled) {
             demand.entry(view.record.scope.clone()).or_default();
