@@ -104,8 +104,13 @@ impl Autoscaler {
         // opposite order, so it can never see the runner busy with a job it
         // still counts as queued.
         let outcome = self.record_job(repository, job, status);
+        // A late report (the book knows the job further along) changes nothing.
+        let late = self
+            .jobs
+            .get(job.id)
+            .is_some_and(|e| e.report.status > status);
         // Whatever the job, a runner of ours that took it is busy now.
-        if let Some(runner) = &job.runner_name {
+        if let Some(runner) = job.runner_name.as_ref().filter(|_| !late) {
             self.fleet.registry.update(runner, |view| {
                 match status {
                     JobStatus::InProgress => view.set_github_status(true, true),

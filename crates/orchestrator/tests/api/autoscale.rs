@@ -270,3 +270,38 @@ async fn a_restart_with_jobs_queued_gives_each_job_exactly_one_runner() {
     assert_eq!(runners.len(), 4, "each job ran on its own runner");
     assert_eq!(env.jit_calls().await, 4, "and no runner more");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_state_only_moves_forward_and_replays_change_nothing() {
+    let env = TestEnv::start_with(webhooks(vec![])).await;
+    let url = format!("{}/webhooks/github", env.base);
+    let deliver = |action: &'static str, delivery: &'static str| {
+        let status = if action == "completed" { "completed" } else { action };
+        let payload = json!({
+            "action": action,
+            "workflow_job": {"id": 777, "run_id": 1, "status": status, "labels": ["self-hosted"],
+                             "conclusion": if action == "completed" { json!("success") } else { json!(null) }},
+            "repository": {"full_name": REPO}
+        })
+        .to_string();
+        let signature = github_sim::sign_webhook(WEBHOOK_SECRET.as_bytes(), payload.as_bytes());
+        env.http
+            .post(&url)
+            .header("x-github-event", "workflow_job")
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", signature)
+            .body(payload)
+            .send()
+    };
+    // Completed first, then the older in_progress and queued arrive late.
+    for (action, delivery) in [("completed", "d-1"), ("in_progress", "d-2"), ("queued", "d-3")] {
+        let response = deliver(action, delivery).await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    // A replayed delivery is recognised as such.
+    let replay: serde_json::Value = deliver("queued", "d-3").await.unwrap().json().await.unwrap();
+    assert_eq!(replay["outcome"], "duplicate");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(env.containers().is_empty(), "no runner for a completed job");
+    assert_eq!(env.jit_calls().await, 0);
+}
