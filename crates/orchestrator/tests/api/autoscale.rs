@@ -276,10 +276,9 @@ async fn job_state_only_moves_forward_and_replays_change_nothing() {
     let env = TestEnv::start_with(webhooks(vec![])).await;
     let url = format!("{}/webhooks/github", env.base);
     let deliver = |action: &'static str, delivery: &'static str| {
-        let status = if action == "completed" { "completed" } else { action };
         let payload = json!({
             "action": action,
-            "workflow_job": {"id": 777, "run_id": 1, "status": status, "labels": ["self-hosted"],
+            "workflow_job": {"id": 777, "run_id": 1, "status": action, "labels": ["self-hosted"],
                              "conclusion": if action == "completed" { json!("success") } else { json!(null) }},
             "repository": {"full_name": REPO}
         })
@@ -294,12 +293,21 @@ async fn job_state_only_moves_forward_and_replays_change_nothing() {
             .send()
     };
     // Completed first, then the older in_progress and queued arrive late.
-    for (action, delivery) in [("completed", "d-1"), ("in_progress", "d-2"), ("queued", "d-3")] {
+    for (action, delivery) in [
+        ("completed", "d-1"),
+        ("in_progress", "d-2"),
+        ("queued", "d-3"),
+    ] {
         let response = deliver(action, delivery).await.unwrap();
         assert_eq!(response.status(), 200);
     }
     // A replayed delivery is recognised as such.
-    let replay: serde_json::Value = deliver("queued", "d-3").await.unwrap().json().await.unwrap();
+    let replay: serde_json::Value = deliver("queued", "d-3")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(replay["outcome"], "duplicate");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(env.containers().is_empty(), "no runner for a completed job");
