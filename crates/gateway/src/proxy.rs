@@ -54,11 +54,6 @@ const NOT_FORWARDED: [HeaderName; 5] = [
     header::UPGRADE,
 ];
 
-/// How much of a refused (too large) body is read and dropped so the client
-/// gets to read the 413; past it the connection is simply closed.
-const DISCARD_MAX_BYTES: usize = 8 * 1024 * 1024;
-/// How long reading a refused body may take.
-const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an unused pooled connection to the orchestrator is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -227,7 +222,7 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > limit as u64) {
-            discard(body).await;
+            service_kit::discard_body(body).await;
             return Err(ApiError::payload_too_large(limit));
         }
         if hyper::body::Body::is_end_stream(&body) {
@@ -375,26 +370,6 @@ impl hyper::body::Body for Deadline {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
-}
-
-/// Reads and drops a refused body (at most [`DISCARD_MAX_BYTES`], for at
-/// most [`DISCARD_TIMEOUT`]) before the 413 goes out. Closing a connection
-/// with unread data in it makes the kernel reset it, and a client still
-/// sending then sees "connection reset" instead of our answer (nginx's
-/// "lingering close" exists for the same reason).
-async fn discard(body: Body) {
-    use futures::StreamExt;
-    let mut stream = body.into_data_stream();
-    let _ = tokio::time::timeout(DISCARD_TIMEOUT, async {
-        let mut seen = 0;
-        while let Some(Ok(chunk)) = stream.next().await {
-            seen += chunk.len();
-            if seen > DISCARD_MAX_BYTES {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 /// Removes, in place, the hop-by-hop headers (the fixed ones and any that

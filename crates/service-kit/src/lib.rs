@@ -7,6 +7,8 @@
 //! - [`shutdown_signal`]: completes on Ctrl-C or SIGTERM.
 //! - [`healthcheck`]: the probe behind each binary's `healthcheck`
 //!   subcommand (Docker's HEALTHCHECK, with no curl in the image).
+//! - [`discard_body`]: reads and drops a refused request body, so the
+//!   client sees the 413 instead of a reset connection.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,6 +82,33 @@ pub async fn serve(
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The most of a refused body [`discard_body`] reads.
+pub const DISCARD_MAX_BYTES: usize = 8 * 1024 * 1024;
+/// The longest [`discard_body`] reads a refused body for.
+pub const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads and drops a refused body (at most [`DISCARD_MAX_BYTES`], for at
+/// most [`DISCARD_TIMEOUT`]) before the 413 goes out. Closing a connection
+/// with unread data in it makes the kernel reset it, and a client still
+/// sending then sees "connection reset" instead of the answer (nginx's
+/// "lingering close" exists for the same reason).
+pub async fn discard_body(body: Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let _ = tokio::time::timeout(DISCARD_TIMEOUT, async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen > DISCARD_MAX_BYTES {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// Completes on Ctrl-C or SIGTERM.
