@@ -15,7 +15,7 @@ use test_support::{TestDocker, ensure_sim_runner_image, wait_for, workspace_bina
 use crate::helpers::TestGateway;
 
 /// The token the simulator accepts and the orchestrator is given.
-const TOKEN: &str = "ghp_GatewayEndToEndToken0123456789abcdef";
+const TOKEN: &str = "ghp_FAKE-gateway-e2e-token-not-real";
 /// The repository the simulator knows and the orchestrator defaults to.
 const REPO: &str = "acme/app";
 /// The label the orchestrator puts on its containers, valued with its id.

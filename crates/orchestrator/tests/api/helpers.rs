@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use test_support::{TestDocker, ensure_sim_runner_image, wait_for};
 
 /// The token the simulator accepts and the orchestrator is given.
-pub const TOKEN: &str = "ghp_TestTokenThatMustNeverLeak0123456789";
+pub const TOKEN: &str = "ghp_FAKE-test-token-not-real-must-never-leak";
 /// The repository the simulator knows and the orchestrator defaults to.
 pub const REPO: &str = "acme/app";
 /// An organization the simulator knows.
