@@ -3,21 +3,19 @@
 //! with no warm pool and with a pool of two; beside the raw Docker
 //! create+start time measured in the same run.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use chrono::{DateTime, Utc};
 use github_sim::SimConfig;
 use serde_json::{Value, json};
 use test_support::TestDocker;
 
-use crate::{ChildGuard, Row, percentile, wait_until};
+use crate::{ChildGuard, Row, create_and_start_plain, percentile, wait_until};
 
 const TOKEN: &str = "bench-token";
 const REPO: &str = "bench/app";
@@ -75,33 +73,8 @@ async fn raw_create_start(
     let mut samples = Vec::new();
     for i in 0..n {
         let name = format!("bench-raw-{}-{i}", env.id);
-        let body = ContainerCreateBody {
-            image: Some(image.to_owned()),
-            cmd: Some(vec!["sleep".into(), "30".into()]),
-            labels: Some(HashMap::from([(
-                "dev.gha-runners.test".to_owned(),
-                env.id.clone(),
-            )])),
-            host_config: Some(HostConfig {
-                network_mode: Some(env.network.clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
         let started = Instant::now();
-        let id = docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-                body,
-            )
-            .await?
-            .id;
-        docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await?;
+        let id = create_and_start_plain(docker, image, env, &name).await?;
         samples.push(started.elapsed().as_secs_f64() * 1000.0);
         docker
             .remove_container(

@@ -91,6 +91,42 @@ pub(crate) fn percentile(samples: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The Docker baseline: creates and starts one plain container of `image`
+/// (`sleep`, no JIT config) on the test's network, labelled for clean-up;
+/// returns its id.
+pub(crate) async fn create_and_start_plain(
+    docker: &bollard::Docker,
+    image: &str,
+    env: &test_support::TestDocker,
+    name: &str,
+) -> Result<String, bollard::errors::Error> {
+    use bollard::models::{ContainerCreateBody, HostConfig};
+    let body = ContainerCreateBody {
+        image: Some(image.to_owned()),
+        cmd: Some(vec!["sleep".into(), "60".into()]),
+        labels: Some(std::collections::HashMap::from([(
+            test_support::docker_guard::TEST_LABEL.to_owned(),
+            env.id.clone(),
+        )])),
+        host_config: Some(HostConfig {
+            network_mode: Some(env.network.clone()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let options = bollard::query_parameters::CreateContainerOptionsBuilder::default()
+        .name(name)
+        .build();
+    let id = docker.create_container(Some(options), body).await?.id;
+    docker
+        .start_container(
+            &id,
+            None::<bollard::query_parameters::StartContainerOptions>,
+        )
+        .await?;
+    Ok(id)
+}
+
 /// A child process (the orchestrator): SIGTERM on `stop`, killed on drop.
 pub(crate) struct ChildGuard(pub(crate) Child);
 

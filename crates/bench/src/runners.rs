@@ -3,21 +3,19 @@
 //! API, as fast as the engine allows (all at once), in the same run; and the
 //! GitHub API calls one runner lifecycle costs, from the simulator's counters.
 
-use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::RemoveContainerOptionsBuilder;
 use futures::future::join_all;
 use github_sim::SimConfig;
 use serde_json::{Value, json};
 use test_support::TestDocker;
 
-use crate::{ChildGuard, Row, wait_until};
+use crate::{ChildGuard, Row, create_and_start_plain, wait_until};
 
 const TOKEN: &str = "bench-token";
 const REPO: &str = "bench/app";
@@ -110,28 +108,7 @@ async fn direct_round(docker: &Docker, image: &str, env: &TestDocker) -> anyhow:
         .collect();
     let started = Instant::now();
     let results = join_all(names.iter().map(|name| async move {
-        let body = ContainerCreateBody {
-            image: Some(image.to_owned()),
-            // The same image, but a command that does not need a JIT config.
-            cmd: Some(vec!["sleep".into(), "60".into()]),
-            labels: Some(HashMap::from([(
-                "dev.gha-runners.test".to_owned(),
-                env.id.clone(),
-            )])),
-            host_config: Some(HostConfig {
-                network_mode: Some(env.network.clone()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        };
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
-        let id = docker.create_container(Some(options), body).await?.id;
-        docker
-            .start_container(
-                &id,
-                None::<bollard::query_parameters::StartContainerOptions>,
-            )
-            .await?;
+        create_and_start_plain(docker, image, env, name).await?;
         Ok::<_, bollard::errors::Error>(())
     }))
     .await;
