@@ -1,6 +1,7 @@
 """docker-compose.yml and .env.example, checked without starting anything:
 Compose accepts the file (both profiles), its wiring is what the README says,
-and .env.example names every variable the services read."""
+.env.example names every variable the services and the compose file read, and
+the secrets reach the orchestrator as files, never through the environment."""
 
 from __future__ import annotations
 
@@ -20,7 +21,14 @@ CONFIG_SOURCES = [
 ]
 # Read by the binaries outside clap's `env = "..."` attributes.
 EXTRA_VARIABLES = {"RUST_LOG", "DOCKER_HOST"}
-REQUIRED = ("GITHUB_TOKEN", "REGISTRY", "IMAGE_VERSION")
+REQUIRED = ("REGISTRY", "IMAGE_VERSION")
+# Values that a careless .env might still hold: they must reach no container.
+LEFT_OVER_SECRETS = {"GITHUB_TOKEN": "ghp_left_in_env", "GITHUB_WEBHOOK_SECRET": "webhook_left_in_env"}
+
+
+def variables_of_the_compose_file() -> set[str]:
+    text = (REPO_ROOT / "docker-compose.yml").read_text()
+    return set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", text))
 
 
 def variables_read_by_services() -> set[str]:
@@ -45,14 +53,40 @@ def test_env_example_names_every_variable_with_a_comment_and_default():
         assert comment.startswith("# ") and "=" not in comment.split()[1], (
             f"{name} has no one-line comment above it"
         )
-        if name not in REQUIRED and name != "GITHUB_TOKEN":
+        if name not in REQUIRED:
             # the comment above the first occurrence gives the default
             assert "Default" in comment or "default" in comment, f"{name}: no default in {comment!r}"
 
 
+def test_env_example_names_every_variable_of_the_compose_file():
+    lines = env_example_lines()
+    names = variables_of_the_compose_file()
+    assert {"GITHUB_TOKEN_SECRET_PATH", "GITHUB_WEBHOOK_SECRET_PATH"} <= names
+    for name in sorted(names):
+        assert any(re.match(rf"^#? ?{name}=", line) for line in lines), (
+            f".env.example lacks {name} (read by docker-compose.yml)"
+        )
+
+
 def test_env_example_puts_the_required_variables_first_and_set():
     values = [line.split("=", 1)[0] for line in env_example_lines() if re.match(r"^[A-Z_]+=", line)]
-    assert values[:3] == list(REQUIRED)
+    assert values[: len(REQUIRED)] == list(REQUIRED)
+
+
+def test_env_example_sets_no_secret():
+    # The token and the webhook secret are files (Compose secrets), and the
+    # sandbox block does not set them either.
+    for line in env_example_lines():
+        assert not re.match(r"^#? ?(GITHUB_TOKEN|GITHUB_WEBHOOK_SECRET)=", line) or line.startswith("# "), line
+    values = [line for line in env_example_lines() if re.match(r"^# ?(GITHUB_TOKEN|GITHUB_WEBHOOK_SECRET)=", line)]
+    assert len(values) == 2, values  # documented once each, commented out
+
+
+def test_secret_files_stay_out_of_git_and_of_build_contexts():
+    gitignore = (REPO_ROOT / ".gitignore").read_text().splitlines()
+    assert "/secrets/*" in gitignore and "!/secrets/README.md" in gitignore
+    assert "secrets" in (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    assert (REPO_ROOT / "secrets" / "README.md").is_file()
 
 
 def test_env_example_has_no_empty_values():
@@ -72,7 +106,10 @@ def compose_config(tmp_path_factory):
     stack = tmp_path_factory.mktemp("compose")
     shutil.copy(REPO_ROOT / "docker-compose.yml", stack)
     shutil.copytree(REPO_ROOT / "docker", stack / "docker")
-    shutil.copy(REPO_ROOT / ".env.example", stack / ".env")
+    # .env.example, plus what an upgraded .env may still hold.
+    env = (REPO_ROOT / ".env.example").read_text()
+    env += "".join(f"{k}={v}\n" for k, v in LEFT_OVER_SECRETS.items())
+    (stack / ".env").write_text(env)
 
     def config(*args: str) -> dict:
         result = subprocess.run(
@@ -119,6 +156,55 @@ def test_gateway_reaches_orchestrator_by_its_port_and_holds_no_token(compose_con
     assert env["GITHUB_TOKEN"] == ""
 
 
+def test_orchestrator_reads_the_secrets_from_files_only(compose_config):
+    config = compose_config["sandbox"]
+    orchestrator = config["services"]["orchestrator"]
+    env = orchestrator["environment"]
+    assert env["GITHUB_TOKEN"] == "" and env["GITHUB_WEBHOOK_SECRET"] == ""
+    assert env["GITHUB_TOKEN_FILE"] == "/run/secrets/github_token"
+    assert env["GITHUB_WEBHOOK_SECRET_FILE"] == "/run/secrets/github_webhook_secret"
+    sources = {s if isinstance(s, str) else s["source"] for s in orchestrator["secrets"]}
+    assert sources == {"github_token", "github_webhook_secret"}
+    # file-based secrets (no Swarm), at the documented default paths
+    assert config["secrets"]["github_token"]["file"].endswith("/secrets/github_token")
+    assert config["secrets"]["github_webhook_secret"]["file"].endswith("/secrets/github_webhook_secret")
+    assert "secrets" not in config["services"]["api-gateway"]
+
+
+def test_no_service_gets_a_secret_through_its_environment(compose_config):
+    # Even with GITHUB_TOKEN and GITHUB_WEBHOOK_SECRET left in .env.
+    for profile in ("default", "sandbox"):
+        for name, service in compose_config[profile]["services"].items():
+            text = yaml.safe_dump(service)
+            for value in LEFT_OVER_SECRETS.values():
+                assert value not in text, f"{value} reaches {name} ({profile})"
+    sim = compose_config["sandbox"]["services"]["github-sim"]
+    assert "SIM_TOKENS" not in sim["environment"] and "SIM_WEBHOOK_SECRET" not in sim["environment"]
+    # the simulator reads the same files at start
+    assert {s if isinstance(s, str) else s["source"] for s in sim["secrets"]} == {
+        "github_token", "github_webhook_secret"
+    }
+    assert "/run/secrets/github_token" in " ".join(sim["entrypoint"])
+
+
+def test_secret_paths_can_be_moved(tmp_path):
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose not installed")
+    shutil.copy(REPO_ROOT / "docker-compose.yml", tmp_path)
+    (tmp_path / ".env").write_text(
+        "REGISTRY=r\nIMAGE_VERSION=1\n"
+        "GITHUB_TOKEN_SECRET_PATH=/etc/gha/token\nGITHUB_WEBHOOK_SECRET_PATH=/etc/gha/webhook\n"
+    )
+    result = subprocess.run(
+        [tool, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    secrets = yaml.safe_load(result.stdout)["secrets"]
+    assert secrets["github_token"]["file"] == "/etc/gha/token"
+    assert secrets["github_webhook_secret"]["file"] == "/etc/gha/webhook"
+
+
 def test_orchestrator_has_the_socket_and_its_group(compose_config):
     orchestrator = compose_config["default"]["services"]["orchestrator"]
     volumes = [v if isinstance(v, str) else f"{v['source']}:{v['target']}" for v in orchestrator["volumes"]]
@@ -145,7 +231,7 @@ def test_missing_registry_is_refused(tmp_path):
     if tool is None:
         pytest.skip("docker-compose not installed")
     shutil.copy(REPO_ROOT / "docker-compose.yml", tmp_path)
-    (tmp_path / ".env").write_text("GITHUB_TOKEN=t\nIMAGE_VERSION=1\n")
+    (tmp_path / ".env").write_text("IMAGE_VERSION=1\n")
     result = subprocess.run(
         [tool, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )

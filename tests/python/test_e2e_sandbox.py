@@ -12,11 +12,17 @@ through the gateway's published port with an API key:
 3. checks that a runner container has no mounts and only the runner network,
    and that from the runner network neither the orchestrator nor the gateway
    can be reached;
-4. `docker-compose down -v`, then no container and no network is left.
+4. checks that the GitHub token and the webhook secret, given as Compose
+   secret files (`secrets/`, 0644 in a 0700 directory, as the README says),
+   are in no image, no log, and the `docker inspect` of no container: every
+   container of the stack (the orchestrator included) and the runners; a
+   GITHUB_TOKEN and GITHUB_WEBHOOK_SECRET left in `.env` too are blanked;
+5. `docker-compose down -v`, then no container and no network is left.
 
 Everything runs in a temporary copy of the compose file (its own `.env`,
-project name, ports, runner network, orchestrator id), so it never touches a
-user's `.env` or stack, and it is torn down even when the test fails.
+secret files, project name, ports, runner network, orchestrator id), so it
+never touches a user's `.env` or stack, and it is torn down even when the test
+fails.
 Bounded: about 5 minutes at most once the binaries exist.
 """
 
@@ -44,6 +50,9 @@ BINARIES = {
     "PREBUILT_SIM_RUNNER": "sim-runner",
 }
 API_KEY = "e2e-key"
+# Distinctive, so that finding one anywhere is a leak, not a coincidence.
+TOKEN = "sandbox-token-e2e-7f3c1d"
+WEBHOOK_SECRET = "e2e-webhook-secret-9b2e4a"
 REPOSITORY = "sandbox/app"
 MANAGED_LABEL = "dev.gha-runners.instance"
 
@@ -157,16 +166,21 @@ class Sandbox:
         for name in BINARIES.values():
             shutil.copy2(release / name, self.dir / "target" / "release" / name)
         socket_gid = os.stat("/var/run/docker.sock").st_gid
+        # The secrets as the README sets them up: files in secrets/ (0700),
+        # readable by the containers' uid 65532 (0644).
+        secrets = self.dir / "secrets"
+        secrets.mkdir(mode=0o700)
+        for name, value in (("github_token", TOKEN), ("github_webhook_secret", WEBHOOK_SECRET)):
+            (secrets / name).write_text(value)
+            (secrets / name).chmod(0o644)
         lines = {
             # required
-            "GITHUB_TOKEN": "sandbox-token",
             "REGISTRY": self.registry,
             "IMAGE_VERSION": "e2e",
             "DOCKER_GID": str(socket_gid),
             # the sandbox block of .env.example
             "GITHUB_API_URL": "http://github-sim:9000",
             "GITHUB_REPOSITORY": REPOSITORY,
-            "GITHUB_WEBHOOK_SECRET": "e2e-secret",
             "RUNNER_IMAGE": "gha-sim-runner:sandbox",
             "RUNNER_IMAGE_PULL_INTERVAL_SECONDS": "0",
             # isolation from any other stack on this engine
@@ -187,6 +201,9 @@ class Sandbox:
             "RUNTIME_BASE_IMAGE": BASE_IMAGE,
             "SIM_BASE_IMAGE": BASE_IMAGE,
             **{var: f"target/release/{name}" for var, name in BINARIES.items()},
+            # what an older .env may still hold: Compose must blank both
+            "GITHUB_TOKEN": TOKEN,
+            "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
         }
         (self.dir / ".env").write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
 
@@ -195,6 +212,12 @@ class Sandbox:
             "docker-compose", "-p", self.project, "--profile", "sandbox", *args,
             cwd=self.dir, env=self.env, check=check, timeout=timeout,
         )
+
+    def stack_containers(self) -> list[str]:
+        """Every container of the compose project, running or exited."""
+        return sh(
+            "docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"
+        ).stdout.split()
 
     def container(self, service: str) -> str:
         cid = self.compose("ps", "-q", service).stdout.strip()
@@ -215,9 +238,7 @@ class Sandbox:
         return out.split()
 
     def left_over(self) -> dict[str, list[str]]:
-        containers = sh(
-            "docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={self.project}"
-        ).stdout.split() + self.runner_containers()
+        containers = self.stack_containers() + self.runner_containers()
         networks = [
             n
             for n in sh("docker", "network", "ls", "--format", "{{.Name}}").stdout.split()
@@ -299,7 +320,8 @@ def test_sandbox_loop_through_the_gateway(sandbox: Sandbox):
         container_id = view["container_id"]
 
         # 3. isolation of a runner container, while it is alive
-        inspect = json.loads(sh("docker", "inspect", container_id).stdout)[0]
+        runner_inspect = sh("docker", "inspect", container_id).stdout
+        inspect = json.loads(runner_inspect)[0]
         assert inspect["Mounts"] == [], inspect["Mounts"]
         assert list(inspect["NetworkSettings"]["Networks"]) == [stack.runner_network]
         assert not inspect["HostConfig"]["Privileged"]
@@ -340,19 +362,43 @@ def test_sandbox_loop_through_the_gateway(sandbox: Sandbox):
         assert "socket" not in probe.stdout, probe.stdout
         assert "sim-ok" in probe.stdout, f"runner network cannot reach the simulator: {probe.stdout}{probe.stderr}"
 
-        # --- 4. the token leaks nowhere it must not be ------------------------
-        # Not in either image (history or file system), not in the gateway's
-        # container, not in any service's log at trace level.
-        token = "sandbox-token"
+        # --- 4. the secrets leak nowhere they must not be --------------------
+        # Not in any image (history or file system), not in the `docker
+        # inspect` of any container (every service's, the runner's), not in
+        # any service's log at trace level.
+        secrets = {"token": TOKEN, "webhook secret": WEBHOOK_SECRET}
         for tag in ("gha-api-gateway", "gha-orchestrator"):
             image = f"{stack.registry}/{tag}:e2e"
             history = sh("docker", "history", "--no-trunc", image).stdout
-            assert token not in history, f"token in the history of {image}"
             saved = subprocess.run(["docker", "save", image], capture_output=True, timeout=120, check=True).stdout
-            assert token.encode() not in saved, f"token in the layers of {image}"
-        gateway_inspect = sh("docker", "inspect", stack.container("api-gateway")).stdout
-        assert token not in gateway_inspect, "token in the gateway's container"
-        assert token not in stack.compose("logs", "--no-color").stdout, "token in a service's log"
+            for what, value in secrets.items():
+                assert value not in history, f"{what} in the history of {image}"
+                assert value.encode() not in saved, f"{what} in the layers of {image}"
+        containers = {}
+        for cid in stack.stack_containers():
+            text = sh("docker", "inspect", cid).stdout
+            containers[json.loads(text)[0]["Name"]] = text
+        assert len(containers) == 4, list(containers)  # gateway, orchestrator, simulator, runner stand-in
+        containers["runner"] = runner_inspect
+        for name, text in containers.items():
+            for what, value in secrets.items():
+                assert value not in text, f"{what} in `docker inspect` of {name}"
+        logs = stack.compose("logs", "--no-color").stdout
+        for what, value in secrets.items():
+            assert value not in logs, f"{what} in a service's log"
+        # The orchestrator got them as read-only files, and blank variables.
+        orchestrator = json.loads(sh("docker", "inspect", stack.container("orchestrator")).stdout)[0]
+        env = orchestrator["Config"]["Env"]
+        for pair in (
+            "GITHUB_TOKEN=", "GITHUB_TOKEN_FILE=/run/secrets/github_token",
+            "GITHUB_WEBHOOK_SECRET=", "GITHUB_WEBHOOK_SECRET_FILE=/run/secrets/github_webhook_secret",
+        ):
+            assert pair in env, env
+        mounts = {m["Destination"]: m for m in orchestrator["Mounts"]}
+        for name in ("github_token", "github_webhook_secret"):
+            assert mounts[f"/run/secrets/{name}"]["RW"] is False, mounts
+        gateway = json.loads(sh("docker", "inspect", stack.container("api-gateway")).stdout)[0]
+        assert not any(m["Destination"].startswith("/run/secrets") for m in gateway["Mounts"]), gateway["Mounts"]
 
         # --- 5. down, then nothing is left ------------------------------------
         stack.compose("down", "-v", "--timeout", "30", timeout=180)

@@ -138,10 +138,17 @@ pub struct Config {
     #[arg(long, env = "DOCKER_TIMEOUT_SECONDS", default_value_t = 20)]
     pub docker_timeout_seconds: u64,
 
-    /// Secret GitHub signs webhook deliveries with; without it
-    /// `POST /webhooks/github` answers 404 (webhooks off).
+    /// Secret GitHub signs webhook deliveries with; without it (unset or
+    /// empty) `POST /webhooks/github` answers 404 (webhooks off).
+    /// Give this or `GITHUB_WEBHOOK_SECRET_FILE`.
     #[arg(long, env = "GITHUB_WEBHOOK_SECRET", hide_env_values = true)]
     pub github_webhook_secret: Option<SecretString>,
+    /// A file holding the webhook secret (e.g. a Compose secret at
+    /// `/run/secrets/github_webhook_secret`), so it is not in the container's
+    /// environment; an empty file turns webhooks off.
+    // `Config::load_secret_files` reads it into `github_webhook_secret`.
+    #[arg(long, env = "GITHUB_WEBHOOK_SECRET_FILE")]
+    pub github_webhook_secret_file: Option<std::path::PathBuf>,
     /// More repositories (`owner/name`, comma-separated) whose jobs get runners.
     #[arg(long, env = "ALLOWED_REPOSITORIES", value_delimiter = ',')]
     pub allowed_repositories: Vec<String>,
@@ -161,12 +168,60 @@ pub struct Config {
 }
 
 impl Config {
+    /// Reads `GITHUB_WEBHOOK_SECRET_FILE` into `github_webhook_secret` (an
+    /// empty file: webhooks off) and clears the file field; an empty
+    /// `GITHUB_WEBHOOK_SECRET` counts as unset. (The GitHub token's file is
+    /// read by [`Config::resolve_github_token`].)
+    ///
+    /// # Errors
+    /// Both a secret and a file, or a file that cannot be read.
+    pub fn load_secret_files(&mut self) -> Result<(), String> {
+        if self
+            .github_webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().trim().is_empty())
+        {
+            self.github_webhook_secret = None;
+        }
+        if let Some(path) = &self.github_webhook_secret_file {
+            if self.github_webhook_secret.is_some() {
+                return Err(
+                    "set GITHUB_WEBHOOK_SECRET or GITHUB_WEBHOOK_SECRET_FILE, not both".into(),
+                );
+            }
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "GITHUB_WEBHOOK_SECRET_FILE: cannot read {}: {e}",
+                    path.display()
+                )
+            })?;
+            let secret = text.trim();
+            self.github_webhook_secret =
+                (!secret.is_empty()).then(|| SecretString::from(secret.to_owned()));
+            self.github_webhook_secret_file = None;
+        }
+        Ok(())
+    }
+
     /// Checks what clap cannot: scopes, label syntax, limits.
     ///
     /// # Errors
     /// A message that names the offending variable.
     pub fn validate(&self) -> Result<(), String> {
         self.resolve_github_token()?;
+        if self.github_webhook_secret_file.is_some() {
+            return Err(
+                "GITHUB_WEBHOOK_SECRET_FILE was not read: call load_secret_files first".into(),
+            );
+        }
+        if self
+            .github_webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.expose_secret().trim().is_empty())
+        {
+            // An empty HMAC key would let anyone sign a delivery.
+            return Err("GITHUB_WEBHOOK_SECRET is empty: unset it to turn webhooks off".into());
+        }
         if self.github_repository.is_some() && self.github_org.is_some() {
             return Err("set GITHUB_REPOSITORY or GITHUB_ORG, not both".into());
         }
@@ -469,6 +524,89 @@ mod tests {
         assert!(neither.validate().unwrap_err().contains("GITHUB_TOKEN"));
         std::fs::write(&file, "  \n").unwrap();
         assert!(c.resolve_github_token().unwrap_err().contains("empty"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_empty_token_variable_counts_as_unset_beside_a_file() {
+        // docker-compose.yml passes GITHUB_TOKEN="" with GITHUB_TOKEN_FILE.
+        let file = std::env::temp_dir().join(format!("gha-token-empty-{}", std::process::id()));
+        std::fs::write(&file, "ghp_fromfile").unwrap();
+        let c = Config::try_parse_from([
+            "o",
+            "--github-token",
+            "",
+            "--github-token-file",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.resolve_github_token().unwrap().expose_secret(),
+            "ghp_fromfile"
+        );
+        let _ = std::fs::remove_file(file);
+    }
+
+    #[test]
+    fn the_webhook_secret_comes_from_the_environment_or_a_file() {
+        let dir = std::env::temp_dir().join(format!("gha-webhook-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        let path = file.to_str().unwrap();
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let loaded = |args: &[&str]| {
+            let mut c = config(args);
+            c.load_secret_files().map(|()| c)
+        };
+        // The file is read, trimmed; an empty variable beside it counts as unset.
+        let c = loaded(&[
+            "--github-webhook-secret",
+            "",
+            "--github-webhook-secret-file",
+            path,
+        ])
+        .unwrap();
+        let secret = c.github_webhook_secret.as_ref().unwrap();
+        assert_eq!(secret.expose_secret(), "s3cret");
+        assert!(c.github_webhook_secret_file.is_none());
+        c.validate().unwrap();
+        // Not both; a file that cannot be read is an error naming the variable.
+        let both = loaded(&[
+            "--github-webhook-secret",
+            "x",
+            "--github-webhook-secret-file",
+            path,
+        ]);
+        assert!(both.unwrap_err().contains("not both"));
+        let missing = dir.join("missing");
+        let error =
+            loaded(&["--github-webhook-secret-file", missing.to_str().unwrap()]).unwrap_err();
+        assert!(
+            error.contains("GITHUB_WEBHOOK_SECRET_FILE: cannot read"),
+            "{error}"
+        );
+        // An empty file, or an empty variable: webhooks off.
+        std::fs::write(&file, " \n").unwrap();
+        let c = loaded(&["--github-webhook-secret-file", path]).unwrap();
+        assert!(c.github_webhook_secret.is_none());
+        let c = loaded(&["--github-webhook-secret", ""]).unwrap();
+        assert!(c.github_webhook_secret.is_none());
+        // Neither an empty secret (anyone could sign with it) nor an unread
+        // file passes validation.
+        let mut c = config(&[]);
+        c.github_webhook_secret = Some(SecretString::from(" "));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .contains("GITHUB_WEBHOOK_SECRET is empty")
+        );
+        c.github_webhook_secret = None;
+        c.github_webhook_secret_file = Some(file.clone());
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .contains("GITHUB_WEBHOOK_SECRET_FILE")
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

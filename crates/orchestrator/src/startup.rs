@@ -41,7 +41,8 @@ impl Application {
     /// # Errors
     /// An invalid configuration (naming the variable), a runner network that
     /// is the orchestrator's own, or a port that cannot be bound.
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+        config.load_secret_files().map_err(anyhow::Error::msg)?;
         config.validate().map_err(anyhow::Error::msg)?;
         let config = Arc::new(config);
         let token = config.resolve_github_token().map_err(anyhow::Error::msg)?;
