@@ -7,14 +7,25 @@
 //! The orchestrator does no Docker work here: it only lists runners (an
 //! empty list), so the figures are the proxies' own overhead.
 //!
-//! The load generator is in-process: `BENCH_GATEWAY_CONNECTIONS` (default
-//! 64) keep-alive HTTP/1.1 connections on loopback, each sending one request
+//! The load generator is in-process (`test_support::http_load`, shared with
+//! the gateway's load test): `BENCH_GATEWAY_CONNECTIONS` (default 64)
+//! keep-alive HTTP/1.1 connections on loopback, each sending one request
 //! after the other for `BENCH_GATEWAY_SECONDS` (default 10), after a one
-//! second warm-up. The three targets are measured in 3 rounds, the order
-//! rotated each round, and the median of each figure is reported. It parses just enough HTTP (status, `Content-Length` or
-//! chunked) to stay cheap, so the machine's cores go to the servers.
-//! `BENCH_GATEWAY_BIN` swaps in another gateway binary (e.g. one built with
-//! symbols, to profile it with `perf` while the benchmark runs).
+//! second warm-up. Only 2xx answers count: any other status, broken
+//! connection or request unanswered within 10 s fails the run. The three
+//! targets are measured in 3 rounds, the order rotated each round, and the
+//! median of each figure is reported. The generator parses just enough HTTP
+//! (status, `Content-Length` or chunked) to stay cheap, so the machine's
+//! cores go to the servers.
+//! Beside throughput and latency it reports the CPU time (user + system,
+//! from `/proc/PID/stat`) each proxy spent per request: on a machine whose
+//! cores the load generator and the orchestrator share, that is what
+//! decides the throughput ratios.
+//!
+//! `BENCH_GATEWAY_BIN` swaps in another gateway binary, e.g. the one
+//! `cargo build --profile profiling -p gateway` makes (symbols and line
+//! tables) at `target/profiling/gha-api-gateway`, to profile it with
+//! `perf record -p PID` while the benchmark runs.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -25,9 +36,9 @@ use anyhow::{Context, bail};
 use github_sim::SimConfig;
 use test_support::{TestDocker, ensure_sim_runner_image, workspace_binary};
 
+use test_support::http_load::{self, LoadResult};
+
 use crate::Row;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
 
 const TOKEN: &str = "bench-token";
 const REPO: &str = "bench/app";
@@ -113,27 +124,36 @@ pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
         ("nginx proxy_pass", through_nginx, "/api/v1/runners"),
         ("gateway", through_gateway, "/api/v1/runners"),
     ];
-    // Per target: (throughput, p99 in ms) of each round.
-    let mut rounds: [Vec<(f64, f64)>; 3] = Default::default();
+    // The processes whose CPU time is the proxying itself (none for the
+    // direct target): nginx's master and workers, the gateway.
+    let proxy_pids: [Vec<u32>; 3] = [Vec::new(), nginx.pids(), vec![gateway.id()]];
+    // Per target: (throughput, p99 in ms, proxy CPU µs per request) of each round.
+    let mut rounds: [Vec<(f64, f64, f64)>; 3] = Default::default();
     for round in 0..ROUNDS {
         // Rotate the order so each target runs first, second and last once.
         for slot in 0..targets.len() {
             let index = (slot + round) % targets.len();
             let (name, addr, path) = targets[index];
-            load(addr, path, connections, Duration::from_secs(1)).await?;
-            let result = load(addr, path, connections, duration).await?;
+            load(addr, path, connections, Duration::from_secs(1)).await;
+            let cpu_before = cpu_ticks(&proxy_pids[index]);
+            let result = load(addr, path, connections, duration).await;
+            let cpu_us = (cpu_ticks(&proxy_pids[index]) - cpu_before) as f64 * 1e6
+                / TICKS_PER_SECOND
+                / result.answers().max(1) as f64;
+            // Anything but a 2xx answer fails the run, broken connections too.
+            let errors = result.errors + result.count_outside(200..300);
             eprintln!(
                 "round {}: {name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
                 round + 1,
                 result.throughput(),
                 result.percentile_ms(50.0),
                 result.percentile_ms(99.0),
-                result.errors
+                errors
             );
-            if result.errors > 0 {
-                bail!("{name}: {} failed requests", result.errors);
+            if errors > 0 {
+                bail!("{name}: {errors} failed requests");
             }
-            rounds[index].push((result.throughput(), result.percentile_ms(99.0)));
+            rounds[index].push((result.throughput(), result.percentile_ms(99.0), cpu_us));
         }
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -143,18 +163,17 @@ pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
     drop(orchestrator);
     drop(docker_env);
 
-    let median = |index: usize| -> (f64, f64) {
-        let throughputs: Vec<f64> = rounds[index].iter().map(|r| r.0).collect();
-        let p99s: Vec<f64> = rounds[index].iter().map(|r| r.1).collect();
-        (
-            crate::percentile(&throughputs, 50.0),
-            crate::percentile(&p99s, 50.0),
-        )
+    let median = |index: usize| -> (f64, f64, f64) {
+        let of = |pick: fn(&(f64, f64, f64)) -> f64| {
+            let values: Vec<f64> = rounds[index].iter().map(pick).collect();
+            crate::percentile(&values, 50.0)
+        };
+        (of(|r| r.0), of(|r| r.1), of(|r| r.2))
     };
     let [
-        (direct_rps, direct_p99),
-        (nginx_rps, nginx_p99),
-        (gateway_rps, gateway_p99),
+        (direct_rps, direct_p99, _),
+        (nginx_rps, nginx_p99, nginx_cpu),
+        (gateway_rps, gateway_p99, gateway_cpu),
     ] = [median(0), median(1), median(2)];
     let what =
         format!("GET /api/v1/runners, {connections} conns × {seconds} s, median of {ROUNDS}");
@@ -195,6 +214,13 @@ pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
             "—",
         ),
         row(
+            &format!("{what}: CPU time of the proxy per request (user + system, /proc)"),
+            format!("nginx proxy_pass: {nginx_cpu:.1} µs"),
+            format!("gateway: {gateway_cpu:.1} µs"),
+            format!("{:.2}", gateway_cpu / nginx_cpu),
+            "—",
+        ),
+        row(
             "gateway memory (VmRSS) idle after start / after the load",
             "—".to_owned(),
             format!(
@@ -208,251 +234,66 @@ pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
     ])
 }
 
-/// What one load run measured.
-#[derive(Debug)]
-struct LoadResult {
-    /// Successful (2xx) requests.
-    requests: u64,
-    /// Non-2xx answers and broken connections.
-    errors: u64,
-    elapsed: Duration,
-    /// Latency of every successful request, in microseconds, sorted.
-    latencies_us: Vec<u32>,
-}
-
-impl LoadResult {
-    fn throughput(&self) -> f64 {
-        self.requests as f64 / self.elapsed.as_secs_f64()
-    }
-
-    fn percentile_ms(&self, percent: f64) -> f64 {
-        if self.latencies_us.is_empty() {
-            return f64::NAN;
-        }
-        let rank = (percent / 100.0 * self.latencies_us.len() as f64).ceil() as usize;
-        let index = rank.clamp(1, self.latencies_us.len()) - 1;
-        f64::from(self.latencies_us[index]) / 1000.0
-    }
-}
+/// Per-request limit of the load loop: a request with no complete answer
+/// by then counts as failed (so a hung server fails the run, not hangs it).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `connections` keep-alive connections to `addr`, each sending
 /// `GET path` back to back until `duration` is over.
-async fn load(
-    addr: SocketAddr,
-    path: &str,
-    connections: usize,
-    duration: Duration,
-) -> anyhow::Result<LoadResult> {
+async fn load(addr: SocketAddr, path: &str, connections: usize, duration: Duration) -> LoadResult {
     let request = request_bytes(addr, path);
-    let started = Instant::now();
-    let deadline = started + duration;
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let request = request.clone();
-            tokio::spawn(async move { connection_loop(addr, &request, deadline).await })
-        })
-        .collect();
-    let mut result = LoadResult {
-        requests: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latencies_us: Vec::new(),
-    };
-    for task in tasks {
-        let (latencies, errors) = task.await?;
-        result.requests += latencies.len() as u64;
-        result.errors += errors;
-        result.latencies_us.extend(latencies);
-    }
-    result.elapsed = started.elapsed();
-    result.latencies_us.sort_unstable();
-    Ok(result)
-}
-
-/// One client connection: requests until `deadline`, reconnecting after a
-/// failure or `Connection: close`. Returns the latencies and the failures.
-async fn connection_loop(addr: SocketAddr, request: &[u8], deadline: Instant) -> (Vec<u32>, u64) {
-    let mut latencies = Vec::with_capacity(64 * 1024);
-    let mut errors = 0;
-    let mut stream: Option<BufReader<TcpStream>> = None;
-    while Instant::now() < deadline {
-        let mut connection = match stream.take() {
-            Some(connection) => connection,
-            None => match TcpStream::connect(addr).await {
-                Ok(socket) => {
-                    let _ = socket.set_nodelay(true);
-                    BufReader::new(socket)
-                }
-                Err(_) => {
-                    errors += 1;
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-        };
-        let sent = Instant::now();
-        let answer = async {
-            connection.get_mut().write_all(request).await?;
-            read_response(&mut connection, None).await
-        }
-        .await;
-        match answer {
-            Ok(response) if (200..300).contains(&response.status) => {
-                latencies.push(u32::try_from(sent.elapsed().as_micros()).unwrap_or(u32::MAX));
-                if response.keep_alive {
-                    stream = Some(connection);
-                }
-            }
-            _ => errors += 1,
-        }
-    }
-    (latencies, errors)
+    http_load::load(addr, connections, duration, REQUEST_TIMEOUT, |_| {
+        request.clone()
+    })
+    .await
 }
 
 /// The request every load connection sends; the key is sent to all three
 /// targets so they read the same bytes.
 fn request_bytes(addr: SocketAddr, path: &str) -> Vec<u8> {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {API_KEY}\r\nAccept: application/json\r\n\r\n"
+    http_load::get_request(
+        addr,
+        path,
+        &[("X-API-Key", API_KEY), ("Accept", "application/json")],
     )
-    .into_bytes()
-}
-
-/// A parsed response: status, whether the connection stays open, and (when
-/// asked for) the body.
-#[derive(Debug)]
-struct Response {
-    status: u16,
-    keep_alive: bool,
-    body: Vec<u8>,
-}
-
-/// Reads one HTTP/1.1 response (`Content-Length` or chunked). The body is
-/// kept only when `keep_body` is given, to spare the load loop the copy.
-async fn read_response(
-    reader: &mut BufReader<TcpStream>,
-    keep_body: Option<()>,
-) -> std::io::Result<Response> {
-    let invalid =
-        |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let mut line = String::new();
-    if reader.read_line(&mut line).await? == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid("status line"))?;
-    let mut content_length = None;
-    let mut chunked = false;
-    let mut keep_alive = true;
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).await? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        let header = line.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let Some((name, value)) = header.split_once(':') else {
-            return Err(invalid("header line"));
-        };
-        let value = value.trim();
-        if name.eq_ignore_ascii_case("content-length") {
-            content_length = Some(value.parse::<usize>().map_err(|_| invalid("length"))?);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.eq_ignore_ascii_case("chunked");
-        } else if name.eq_ignore_ascii_case("connection") {
-            keep_alive = !value.eq_ignore_ascii_case("close");
-        }
-    }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            line.clear();
-            reader.read_line(&mut line).await?;
-            let size_text = line.trim_end().split(';').next().unwrap_or("");
-            let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("chunk size"))?;
-            if size == 0 {
-                // Trailers, then the empty line.
-                loop {
-                    line.clear();
-                    reader.read_line(&mut line).await?;
-                    if line.trim_end().is_empty() {
-                        break;
-                    }
-                }
-                break;
-            }
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).await?;
-            if keep_body.is_some() {
-                body.extend_from_slice(&chunk[..size]);
-            }
-        }
-    } else if let Some(length) = content_length {
-        let mut buffer = vec![0; length];
-        reader.read_exact(&mut buffer).await?;
-        if keep_body.is_some() {
-            body = buffer;
-        }
-    } else if status >= 200 && status != 204 && status != 304 {
-        // Delimited by the end of the connection.
-        reader.read_to_end(&mut body).await?;
-        keep_alive = false;
-    }
-    Ok(Response {
-        status,
-        keep_alive,
-        body,
-    })
 }
 
 /// One request on a fresh connection: status and body.
 async fn one_request(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let socket = TcpStream::connect(addr).await?;
-    let mut reader = BufReader::new(socket);
-    reader
-        .get_mut()
-        .write_all(&request_bytes(addr, path))
-        .await?;
-    let response = tokio::time::timeout(
-        Duration::from_secs(10),
-        read_response(&mut reader, Some(())),
-    )
-    .await
-    .context("no answer within 10 s")??;
-    Ok((
-        response.status,
-        String::from_utf8_lossy(&response.body).into_owned(),
-    ))
+    Ok(http_load::one_request(addr, &request_bytes(addr, path), Duration::from_secs(10)).await?)
 }
 
 /// Waits until `GET path` on `addr` answers 200.
 async fn wait_serving(addr: SocketAddr, path: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((200, _)) = one_request(addr, path).await {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!("{addr}{path} did not answer 200 within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    http_load::wait_serving(addr, &request_bytes(addr, path), Duration::from_secs(30))
+        .await
+        .with_context(|| format!("{addr}{path} did not answer 200 within 30 s"))
 }
 
 /// Resident memory of process `pid` in KiB (`VmRSS` of `/proc/PID/status`).
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .with_context(|| format!("read /proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no VmRSS in /proc/PID/status")
+    http_load::rss_kib(pid).with_context(|| format!("read VmRSS of process {pid}"))
+}
+
+/// `/proc/PID/stat` counts CPU time in clock ticks of 1/100 s (Linux's
+/// `USER_HZ`).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time (user + system, in ticks) used so far by `pids`, threads
+/// included; a process that is gone counts 0.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name, which may hold spaces: state is
+            // field 3, utime 14, stime 15.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum()
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -520,6 +361,18 @@ impl Nginx {
             "nginx",
         )?;
         Ok(Self { process, dir })
+    }
+}
+
+impl Nginx {
+    /// The master and its worker processes.
+    fn pids(&self) -> Vec<u32> {
+        let master = self.process.id();
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default();
+        std::iter::once(master)
+            .chain(children.split_whitespace().filter_map(|p| p.parse().ok()))
+            .collect()
     }
 }
 

@@ -10,10 +10,13 @@
 //! - [`images`]: the Debian base image and the runner stand-in image.
 //! - [`docker_guard`]: per-test Docker networks and clean-up by label.
 //! - [`docker_proxy`]: a cuttable proxy in front of the Docker socket.
+//! - [`http_load`]: an in-process HTTP/1.1 load generator (benchmark and
+//!   load tests).
 //! - [`wait`]: polling with a deadline instead of blind sleeps.
 
 pub mod docker_guard;
 pub mod docker_proxy;
+pub mod http_load;
 pub mod images;
 pub mod wait;
 
