@@ -1,22 +1,22 @@
 //! API-key authentication: a key in `X-API-Key` or `Authorization: Bearer`,
 //! checked in constant time against `API_KEYS`.
 //!
-//! Only the routes that need a key carry this middleware (it is a
-//! `route_layer` on the runner routes), so the open paths — health, docs,
-//! `/openapi.json` and the GitHub webhook, which GitHub cannot send a key to
-//! and whose signature the orchestrator checks — are open by construction,
-//! not by a list of prefixes that could match more than meant.
+//! Only the handlers that need a key take [`Authenticated`] (the runner
+//! routes), so the open paths — health, docs, `/openapi.json` and the
+//! GitHub webhook, which GitHub cannot send a key to and whose signature the
+//! orchestrator checks — are open by construction, not by a list of
+//! prefixes that could match more than meant.
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
+use crate::AppState;
 use crate::error::ApiError;
 
 /// The header a client puts its key in (or `Authorization: Bearer KEY`).
@@ -82,23 +82,28 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .then_some(token.trim())
 }
 
-/// Middleware: lets the request through when authentication is off or the
-/// key is right; 401 with `WWW-Authenticate` otherwise.
-pub async fn require_api_key(
-    State(keys): State<ApiKeys>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if !keys.enabled() {
-        return next.run(request).await;
-    }
-    match presented_key(request.headers()) {
-        Some(key) if keys.accepts(key) => next.run(request).await,
-        Some(_) => ApiError::unauthorized("the API key is not valid").into_response(),
-        None => ApiError::unauthorized(
-            "an API key is required: send it in X-API-Key or Authorization: Bearer",
-        )
-        .into_response(),
+/// A request that presented an accepted key (or came while authentication
+/// is off). A handler requires a key by taking this as its first argument:
+/// the check runs before any other extractor, and a missing or wrong key
+/// is a 401 with `WWW-Authenticate`.
+#[derive(Debug, Clone, Copy)]
+pub struct Authenticated;
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let keys = &state.keys;
+        if !keys.enabled() {
+            return Ok(Self);
+        }
+        match presented_key(&parts.headers) {
+            Some(key) if keys.accepts(key) => Ok(Self),
+            Some(_) => Err(ApiError::unauthorized("the API key is not valid")),
+            None => Err(ApiError::unauthorized(
+                "an API key is required: send it in X-API-Key or Authorization: Bearer",
+            )),
+        }
     }
 }
 

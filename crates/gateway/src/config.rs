@@ -66,6 +66,10 @@ pub struct Config {
     /// `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Threads serving requests, each with its own event loop and pool of
+    /// connections to the orchestrator. 0: one per CPU core.
+    #[arg(long, env = "API_GATEWAY_WORKERS", default_value_t = 0)]
+    pub workers: usize,
 }
 
 fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -96,6 +100,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The number of serving threads: `API_GATEWAY_WORKERS`, or one per
+    /// core the process may run on.
+    pub fn worker_threads(&self) -> std::num::NonZeroUsize {
+        std::num::NonZeroUsize::new(self.workers).unwrap_or_else(|| {
+            std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN)
+        })
     }
 
     /// The upstream timeout as a [`Duration`].
@@ -129,6 +141,8 @@ mod tests {
         assert_eq!(config.port, 8080);
         assert_eq!(config.cors_origins, vec!["*"]);
         assert_eq!(config.keys().count(), 0);
+        assert!(config.worker_threads().get() >= 1);
+        assert_eq!(parse(&["--workers", "3"]).worker_threads().get(), 3);
     }
 
     #[test]

@@ -78,6 +78,20 @@ impl ApiError {
         )
     }
 
+    /// 431 for a request whose headers, once forwarded, would be more than
+    /// the orchestrator takes.
+    pub fn request_headers_too_large() -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_headers_too_large",
+            format!(
+                "the request's headers are too many or too large to forward: at most {} lines and {} bytes, counting the Host, Accept, X-Request-Id and Content-Length lines the gateway adds",
+                service_kit::MAX_HEADERS,
+                service_kit::MAX_HEAD_BYTES
+            ),
+        )
+    }
+
     /// 502: the orchestrator could not be reached.
     pub fn orchestrator_unreachable() -> Self {
         Self::new(

@@ -36,8 +36,8 @@ pub mod telemetry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Request};
+use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -49,6 +49,13 @@ use crate::auth::ApiKeys;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::proxy::Upstream;
+use crate::rate_limit::RateLimit;
+
+/// The body of the gateway's answers: axum's, as the trace layer wraps it.
+pub type ResponseBody = tower_http::trace::ResponseBody<
+    axum::body::Body,
+    tower_http::classify::NeverClassifyEos<tower_http::classify::ServerErrorsFailureClass>,
+>;
 
 /// The request id header, made when absent, sent to the orchestrator and
 /// returned to the client.
@@ -57,8 +64,9 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The orchestrator.
-    pub upstream: Upstream,
+    /// The orchestrator (one pooled client per serving thread; shared by
+    /// reference so a request clones a pointer, not the client).
+    pub upstream: Arc<Upstream>,
     /// The accepted API keys.
     pub keys: ApiKeys,
 }
@@ -66,23 +74,29 @@ pub struct AppState {
 /// The whole OpenAPI document (without serving anything), e.g. to write it
 /// to a file or snapshot-test it.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    let (_, spec) = api_routes(ApiKeys::new([])).split_for_parts();
+    let (_, spec) = api_routes().split_for_parts();
     spec
 }
 
-fn api_routes(keys: ApiKeys) -> OpenApiRouter<AppState> {
+fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(routes::runners(keys))
+        .merge(routes::runners())
         .merge(routes::webhooks())
         .merge(health::complete())
         .merge(health::probes())
 }
 
-/// The whole app: routes, docs, fallbacks and middleware.
+/// The whole app: routes, docs, fallbacks and middleware. `limit` and
+/// `request_ids` are shared by every serving thread's app.
 ///
 /// # Errors
 /// An invalid `CORS_ORIGINS`.
-pub fn app(config: &Config, state: AppState) -> Result<Router, String> {
+pub fn app(
+    config: &Config,
+    state: AppState,
+    limit: &RateLimit,
+    request_ids: RequestIds,
+) -> Result<impl service_kit::HttpService<ResponseBody> + use<>, String> {
     let cors = cors::layer(&config.cors_origins)?;
     // One document for every route, but two routers. Outside the rate limit:
     // the probes, so Docker's health check and load balancers are never
@@ -94,9 +108,9 @@ pub fn app(config: &Config, state: AppState) -> Result<Router, String> {
         .merge(health::probes())
         .merge(routes::webhooks())
         .split_for_parts();
-    let (_, spec) = api_routes(state.keys.clone()).split_for_parts();
+    let (_, spec) = api_routes().split_for_parts();
     let (api, _) = OpenApiRouter::new()
-        .merge(routes::runners(state.keys.clone()))
+        .merge(routes::runners())
         .merge(health::complete())
         .split_for_parts();
 
@@ -105,23 +119,20 @@ pub fn app(config: &Config, state: AppState) -> Result<Router, String> {
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .fallback(|| async { ApiError::not_found() })
         .with_state(state.clone());
-    let limited = rate_limit::apply(
-        limited,
-        config.rate_limit_per_second,
-        config.rate_limit_burst,
-        config.trust_proxy_headers,
-    );
+    let limited = limit.apply(limited);
     let unlimited = unlimited
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state);
 
     let request_id = HeaderName::from_static(REQUEST_ID);
-    Ok(unlimited
-        .merge(limited)
-        .layer(cors)
+    // Around the whole router as one service (see `RateLimit::apply`).
+    let edge = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), request_ids))
+        .layer(PropagateRequestIdLayer::new(request_id))
         .layer(TraceLayer::new_for_http().make_span_with(telemetry::request_span))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, RequestIds::new())))
+        .layer(cors)
+        .service(unlimited.merge(limited));
+    Ok(edge)
 }
 
 /// Makes the request ids of requests that come without one: UUID-shaped

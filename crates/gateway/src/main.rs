@@ -6,7 +6,7 @@ use clap::Parser;
 use gateway::config::Config;
 use gateway::startup::Application;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         let port = std::env::var("API_GATEWAY_PORT")

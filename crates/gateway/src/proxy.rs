@@ -163,8 +163,45 @@ impl Upstream {
             .headers
             .entry(header::ACCEPT)
             .or_insert(HeaderValue::from_static("*/*"));
+        self.check_head_fits(&parts, body.len())?;
+        let request_id = parts.headers.get(crate::REQUEST_ID).cloned();
         let request = hyper::Request::from_parts(parts, Full::new(body));
-        self.send(request).await
+        self.send(request, request_id).await
+    }
+
+    /// Refuses (431) a request whose head, as forwarded, the orchestrator
+    /// might refuse. It parses requests with the gateway's own limits
+    /// ([`service_kit::serve`]), but forwarding changes the head: the
+    /// client's Host, API key and hop-by-hop lines go, and Host, Accept,
+    /// X-Request-Id and Content-Length may come. Without this, a request
+    /// at the gateway's limits would get the orchestrator's hyper's 431,
+    /// which has no body. Counted as hyper's HTTP/1.1 client writes it.
+    fn check_head_fits(
+        &self,
+        parts: &axum::http::request::Parts,
+        body_len: usize,
+    ) -> Result<(), ApiError> {
+        const CRLF: usize = 2;
+        // The lines the client adds: Host, and Content-Length for a body.
+        let mut lines = parts.headers.len() + 1;
+        let mut bytes = "host: ".len() + self.authority.as_str().len() + CRLF;
+        if body_len > 0 {
+            lines += 1;
+            let digits = body_len.checked_ilog10().map_or(1, |d| d as usize + 1);
+            bytes += "content-length: ".len() + digits + CRLF;
+        }
+        let target = parts.uri.path_and_query().map_or(1, |p| p.as_str().len());
+        bytes += parts.method.as_str().len() + 1 + target + " HTTP/1.1".len() + CRLF;
+        bytes += parts
+            .headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + ": ".len() + value.len() + CRLF)
+            .sum::<usize>();
+        bytes += CRLF;
+        if lines > service_kit::MAX_HEADERS || bytes > service_kit::MAX_HEAD_BYTES {
+            return Err(ApiError::request_headers_too_large());
+        }
+        Ok(())
     }
 
     /// `scheme://authority` + prefix + `path` + `?query`.
@@ -190,18 +227,25 @@ impl Upstream {
 
     /// Sends `request` and relays the answer, all within the timeout: the
     /// same deadline bounds the wait for the headers and then the body.
-    async fn send(&self, request: hyper::Request<Full<Bytes>>) -> Result<Response, ApiError> {
+    /// `request_id` goes into the warnings logged about this call.
+    async fn send(
+        &self,
+        request: hyper::Request<Full<Bytes>>,
+        request_id: Option<HeaderValue>,
+    ) -> Result<Response, ApiError> {
+        let id = RequestIdField(request_id.as_ref());
         let mut deadline = Box::pin(tokio::time::sleep(self.timeout));
         let answer = tokio::select! {
             biased;
             answer = self.client.request(request) => answer,
-            () = deadline.as_mut() => return Err(self.timed_out(&"no answer in time")),
+            () = deadline.as_mut() => return Err(self.timed_out(&"no answer in time", id)),
         };
-        let upstream = answer.map_err(|e| self.send_error(&e))?;
+        let upstream = answer.map_err(|e| self.send_error(&e, id))?;
         let (mut parts, body) = upstream.into_parts();
         strip_hop_by_hop(&mut parts.headers, &[]);
         let body = Body::new(Deadline {
             body,
+            request_id,
             deadline,
             timeout: self.timeout,
         });
@@ -250,7 +294,7 @@ impl Upstream {
         request
             .headers_mut()
             .insert(header::ACCEPT, HeaderValue::from_static("*/*"));
-        let response = self.send(request).await?;
+        let response = self.send(request, None).await?;
         let status = response.status();
         let body = response
             .into_body()
@@ -261,26 +305,27 @@ impl Upstream {
         Ok((status, body))
     }
 
-    fn send_error(&self, e: &hyper_util::client::legacy::Error) -> ApiError {
+    fn send_error(&self, e: &hyper_util::client::legacy::Error, id: RequestIdField) -> ApiError {
         if is_timeout(e) {
-            self.timed_out(e)
+            self.timed_out(e, id)
         } else {
-            warn!(error = %ErrorChain(e), "orchestrator unreachable");
+            warn!(request_id = %id, error = %ErrorChain(e), "orchestrator unreachable");
             ApiError::orchestrator_unreachable()
         }
     }
 
     fn body_error(&self, e: &axum::Error) -> ApiError {
+        let id = RequestIdField(None);
         if is_timeout(e) {
-            self.timed_out(e)
+            self.timed_out(e, id)
         } else {
-            warn!(error = %ErrorChain(e), "orchestrator unreachable");
+            warn!(request_id = %id, error = %ErrorChain(e), "orchestrator unreachable");
             ApiError::orchestrator_unreachable()
         }
     }
 
-    fn timed_out(&self, e: &dyn std::fmt::Display) -> ApiError {
-        warn!(error = %e, "orchestrator timed out");
+    fn timed_out(&self, e: &dyn std::fmt::Display, id: RequestIdField) -> ApiError {
+        warn!(request_id = %id, error = %e, "orchestrator timed out");
         ApiError::orchestrator_timeout(self.timeout.as_secs())
     }
 }
@@ -298,6 +343,17 @@ fn is_timeout(e: &(dyn StdError + 'static)) -> bool {
         cause = e.source();
     }
     false
+}
+
+/// A request id as a log field: the header's text, or `-` when there is
+/// none (the request span, which also carries it, exists only at `debug`).
+#[derive(Debug, Clone, Copy)]
+struct RequestIdField<'a>(Option<&'a HeaderValue>);
+
+impl std::fmt::Display for RequestIdField<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.and_then(|v| v.to_str().ok()).unwrap_or("-"))
+    }
 }
 
 /// An error and its causes, `: `-separated, for the log.
@@ -319,6 +375,8 @@ impl std::fmt::Display for ErrorChain<'_> {
 /// call's deadline passes before it is complete.
 struct Deadline {
     body: Incoming,
+    /// The request's id, for the warning should the deadline pass.
+    request_id: Option<HeaderValue>,
     deadline: Pin<Box<Sleep>>,
     timeout: Duration,
 }
@@ -353,6 +411,7 @@ impl hyper::body::Body for Deadline {
         }
         ready!(this.deadline.as_mut().poll(cx));
         warn!(
+            request_id = %RequestIdField(this.request_id.as_ref()),
             timeout_seconds = this.timeout.as_secs(),
             "orchestrator timed out sending its answer"
         );

@@ -11,9 +11,11 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
+use governor::middleware::StateInformationMiddleware;
+use tower::Layer;
 use tower_governor::GovernorError;
 use tower_governor::GovernorLayer;
-use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
 use tower_governor::key_extractor::KeyExtractor;
 
 use crate::error::ApiError;
@@ -98,33 +100,53 @@ pub fn replenish_period(per_second: u32) -> Duration {
     Duration::from_nanos(1_000_000_000 / u64::from(per_second.max(1)))
 }
 
-/// Wraps `router` in the rate limiter and starts the task that forgets
-/// idle clients.
-///
-/// # Panics
-/// When `per_second` or `burst` is 0 (the configuration refuses both).
-pub fn apply(router: Router, per_second: u32, burst: u32, trust_proxy_headers: bool) -> Router {
-    let config = Arc::new(
-        GovernorConfigBuilder::default()
-            .key_extractor(ClientKey {
-                trust_proxy_headers,
-            })
-            .period(replenish_period(per_second))
-            .burst_size(burst)
-            .use_headers()
-            .finish()
-            .expect("rate and burst are checked to be non-zero at start-up"),
-    );
-    let limiter = config.limiter().clone();
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(FORGET_INTERVAL);
-        loop {
-            tick.tick().await;
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
-    });
-    router.layer(GovernorLayer::new(config).error_handler(rate_limited))
+/// The per-client limiter: one for the whole process, so a client has one
+/// bucket whichever serving thread its connection lands on.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    config: Arc<GovernorConfig<ClientKey, StateInformationMiddleware>>,
+}
+
+impl RateLimit {
+    /// A limiter for `per_second` requests a second after a `burst`, and
+    /// the task (on the current runtime) that forgets idle clients.
+    ///
+    /// # Panics
+    /// When `per_second` or `burst` is 0 (the configuration refuses both).
+    pub fn new(per_second: u32, burst: u32, trust_proxy_headers: bool) -> Self {
+        let config = Arc::new(
+            GovernorConfigBuilder::default()
+                .key_extractor(ClientKey {
+                    trust_proxy_headers,
+                })
+                .period(replenish_period(per_second))
+                .burst_size(burst)
+                .use_headers()
+                .finish()
+                .expect("rate and burst are checked to be non-zero at start-up"),
+        );
+        let limiter = config.limiter().clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(FORGET_INTERVAL);
+            loop {
+                tick.tick().await;
+                limiter.retain_recent();
+                limiter.shrink_to_fit();
+            }
+        });
+        Self { config }
+    }
+
+    /// Wraps `router`, as one service, in the limiter; the result answers
+    /// every path (as the fallback of an empty router). One wrapper around
+    /// the whole router, not one per route as `Router::layer` makes: each
+    /// of those costs a boxed clone and a future per request.
+    pub fn apply(&self, router: Router) -> Router {
+        let limited = GovernorLayer::new(self.config.clone())
+            .error_handler(rate_limited)
+            .layer(router);
+        Router::new().fallback_service(limited)
+    }
 }
 
 /// The 429 (and the rare failure to tell who the client is) as house JSON.

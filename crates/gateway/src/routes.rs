@@ -8,23 +8,22 @@ use api_types::{
 };
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::{self, ApiKeys};
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::proxy::runner_id_segment;
 
-/// The runner endpoints, behind the API key.
-pub fn runners(keys: ApiKeys) -> OpenApiRouter<AppState> {
+/// The runner endpoints, behind the API key (each handler takes
+/// [`Authenticated`] first).
+pub fn runners() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_runners, list_runners))
         .routes(routes!(get_runner, delete_runner))
         .routes(routes!(cleanup_runners))
-        .route_layer(middleware::from_fn_with_state(keys, auth::require_api_key))
 }
 
 /// The GitHub webhook endpoint: open, since GitHub cannot send an API key;
@@ -58,7 +57,11 @@ pub fn webhooks() -> OpenApiRouter<AppState> {
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
     )
 )]
-async fn create_runners(State(state): State<AppState>, request: Request) -> Response {
+async fn create_runners(
+    _: Authenticated,
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
     state.upstream.forward(request, "/runners/create").await
 }
 
@@ -79,7 +82,11 @@ async fn create_runners(State(state): State<AppState>, request: Request) -> Resp
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
     )
 )]
-async fn list_runners(State(state): State<AppState>, request: Request) -> Response {
+async fn list_runners(
+    _: Authenticated,
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
     state.upstream.forward(request, "/runners").await
 }
 
@@ -101,6 +108,7 @@ async fn list_runners(State(state): State<AppState>, request: Request) -> Respon
     )
 )]
 async fn get_runner(
+    _: Authenticated,
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     request: Request,
@@ -136,6 +144,7 @@ async fn get_runner(
     )
 )]
 async fn delete_runner(
+    _: Authenticated,
     State(state): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     request: Request,
@@ -164,7 +173,11 @@ async fn delete_runner(
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
     )
 )]
-async fn cleanup_runners(State(state): State<AppState>, request: Request) -> Response {
+async fn cleanup_runners(
+    _: Authenticated,
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
     state.upstream.forward(request, "/runners/cleanup").await
 }
 

@@ -4,28 +4,32 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
-use axum::Router;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::auth::ApiKeys;
 use crate::config::Config;
 use crate::proxy::Upstream;
-use crate::{AppState, app};
+use crate::rate_limit::RateLimit;
+use crate::{AppState, RequestIds, app};
 
 /// A built, bound, not yet running gateway.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
-    router: Router,
+    config: Config,
+    keys: ApiKeys,
+    limit: RateLimit,
+    request_ids: RequestIds,
 }
 
 impl Application {
-    /// Checks the configuration, builds the app and binds the listener.
-    /// Must run inside a Tokio runtime (the rate limiter starts its
-    /// clean-up task here).
+    /// Checks the configuration, builds the app once (so a bad setting
+    /// fails here) and binds the listener. Must run inside a Tokio runtime
+    /// (the rate limiter starts its clean-up task here).
     ///
     /// # Errors
     /// An invalid configuration (naming the variable) or a port that cannot
@@ -38,13 +42,13 @@ impl Application {
                 "API_KEYS is empty: authentication is OFF, anyone who can reach the gateway can create and delete runners"
             );
         }
-        let upstream = Upstream::new(
-            &config.orchestrator_url,
-            config.upstream_timeout(),
-            config.max_body_bytes,
-        )
-        .context("cannot build the HTTP client for ORCHESTRATOR_URL")?;
-        let router = app(&config, AppState { upstream, keys }).map_err(anyhow::Error::msg)?;
+        let limit = RateLimit::new(
+            config.rate_limit_per_second,
+            config.rate_limit_burst,
+            config.trust_proxy_headers,
+        );
+        let request_ids = RequestIds::new();
+        let _checked = make_app(&config, &keys, &limit, &request_ids)?;
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address).await.with_context(|| {
             format!("cannot listen on {address} (API_GATEWAY_HOST/API_GATEWAY_PORT)")
@@ -54,9 +58,16 @@ impl Application {
             rate_limit_per_second = config.rate_limit_per_second,
             rate_limit_burst = config.rate_limit_burst,
             trust_proxy_headers = config.trust_proxy_headers,
+            workers = config.worker_threads().get(),
             "gateway configured"
         );
-        Ok(Self { listener, router })
+        Ok(Self {
+            listener,
+            config,
+            keys,
+            limit,
+            request_ids,
+        })
     }
 
     /// The port actually bound.
@@ -68,17 +79,32 @@ impl Application {
     /// finish, and returns.
     ///
     /// # Errors
-    /// When the server fails.
+    /// When the serving threads cannot start.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         info!(port = self.port(), "gha-api-gateway listening");
+        let Self {
+            listener,
+            config,
+            keys,
+            limit,
+            request_ids,
+        } = self;
+        let threads = config.worker_threads();
+        // Each serving thread gets its own app, so its own pooled client to
+        // the orchestrator: a request never waits on another thread.
+        let make_router = move || {
+            make_app(&config, &keys, &limit, &request_ids)
+                .expect("the same settings built an app at start-up")
+        };
         // Like axum::serve, plus a deadline on reading request headers so a
         // client trickling them (slowloris) cannot hold a connection.
-        service_kit::serve(
-            self.listener,
-            self.router,
+        service_kit::serve_on_threads(
+            listener,
+            threads,
+            make_router,
             async move {
                 shutdown.await;
                 info!("shutting down: finishing requests in flight");
@@ -89,4 +115,25 @@ impl Application {
         info!("gha-api-gateway stopped");
         Ok(())
     }
+}
+
+/// The app with a new client to the orchestrator and the shared keys,
+/// limiter and request ids.
+fn make_app(
+    config: &Config,
+    keys: &ApiKeys,
+    limit: &RateLimit,
+    request_ids: &RequestIds,
+) -> anyhow::Result<impl service_kit::HttpService<crate::ResponseBody> + use<>> {
+    let upstream = Upstream::new(
+        &config.orchestrator_url,
+        config.upstream_timeout(),
+        config.max_body_bytes,
+    )
+    .context("cannot build the HTTP client for ORCHESTRATOR_URL")?;
+    let state = AppState {
+        upstream: Arc::new(upstream),
+        keys: keys.clone(),
+    };
+    app(config, state, limit, request_ids.clone()).map_err(anyhow::Error::msg)
 }

@@ -4,15 +4,22 @@
 //!   for reading a request's headers, so a client that trickles its headers
 //!   (slowloris) is cut off instead of holding a connection forever; the
 //!   peer address reaches handlers as `ConnectInfo<SocketAddr>`.
+//! - [`serve_on_threads`]: the same, with one single-threaded runtime per
+//!   serving thread (for the gateway's hot path).
 //! - [`shutdown_signal`]: completes on Ctrl-C or SIGTERM.
 //! - [`healthcheck`]: the probe behind each binary's `healthcheck`
 //!   subcommand (Docker's HEALTHCHECK, with no curl in the image).
 //! - [`discard_body`]: reads and drops a refused request body, so the
 //!   client sees the 413 instead of a reset connection.
+//! - [`MAX_HEADERS`], [`MAX_HEAD_BYTES`]: the request-head limits of
+//!   [`serve`], so a proxy in front of a service can keep to them.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::num::NonZeroUsize;
+use std::pin::{Pin, pin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -24,12 +31,25 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 use tracing::{debug, warn};
 
 /// How long a client may take to send a request's headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most header lines a request may have; more get hyper's own 431
+/// (no body, connection closed). hyper's default, which [`serve`] keeps
+/// (setting it would make hyper allocate the header index per request).
+pub const MAX_HEADERS: usize = 100;
+
+/// The read buffer a request's head (request line and headers) must fit
+/// in; [`serve`] sets it (it is hyper's default). A head of at most this
+/// many bytes is always taken; a larger one gets hyper's own 431 (no body,
+/// connection closed), though hyper may take a little more, depending on
+/// how the bytes arrive.
+pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops
 /// accepting and waits for the requests in flight.
@@ -43,45 +63,234 @@ pub async fn serve(
     header_read_timeout: Duration,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
+    let builder = http_builder(header_read_timeout);
     let mut shutdown = pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, don't spin.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
-                request.map(Body::new)
-            });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                debug!(peer = %peer, error = %e, "connection ended with an error");
-            }
-        });
+    while let Some((stream, peer)) = accept_until(&listener, shutdown.as_mut()).await {
+        serve_connection(&builder, &graceful, &router, stream, peer, None);
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Like [`serve`], but the connections are served by `threads` threads,
+/// each with a single-threaded Tokio runtime and its own router from
+/// `make_router` (called once on each thread), the way nginx runs one event
+/// loop per worker process. A request and everything it waits on (e.g. a
+/// pooled client connection the router made on that thread) then stay on
+/// one thread: no wake-up crosses threads and no task is stolen, which on a
+/// busy machine costs more than the request itself. The caller's runtime
+/// only accepts, handing each connection to the thread serving the fewest.
+///
+/// # Errors
+/// A thread or its runtime that cannot be started.
+pub async fn serve_on_threads<F, S, B>(
+    listener: TcpListener,
+    threads: NonZeroUsize,
+    make_router: F,
+    shutdown: impl Future<Output = ()> + Send,
+    header_read_timeout: Duration,
+) -> std::io::Result<()>
+where
+    F: Fn() -> S + Send + Sync + 'static,
+    S: HttpService<B>,
+    B: ResponseBody,
+{
+    let make_router = Arc::new(make_router);
+    let mut workers = Vec::with_capacity(threads.get());
+    for index in 0..threads.get() {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let open = Arc::new(AtomicUsize::new(0));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let make_router = make_router.clone();
+        let counter = open.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("http-{index}"))
+            .spawn(move || {
+                runtime.block_on(serve_handed(
+                    receiver,
+                    make_router(),
+                    counter,
+                    header_read_timeout,
+                ));
+            })?;
+        workers.push((sender, open, thread));
+    }
+    let mut shutdown = pin!(shutdown);
+    while let Some((stream, peer)) = accept_until(&listener, shutdown.as_mut()).await {
+        let Some((sender, open, _)) = workers
+            .iter()
+            .min_by_key(|(_, open, _)| open.load(Ordering::Relaxed))
+        else {
+            break;
+        };
+        // Out of this runtime's reactor, into the chosen thread's.
+        match stream.into_std() {
+            Ok(stream) => {
+                open.fetch_add(1, Ordering::Relaxed);
+                if sender.send((stream, peer)).is_err() {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    warn!("a serving thread is gone");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot hand over a connection"),
+        }
+    }
+    drop(listener);
+    // Closing the channels tells each thread to finish its connections.
+    let threads: Vec<_> = workers
+        .into_iter()
+        .map(|(sender, _, thread)| {
+            drop(sender);
+            thread
+        })
+        .collect();
+    let _ = tokio::task::spawn_blocking(move || {
+        for thread in threads {
+            let _ = thread.join();
+        }
+    })
+    .await;
+    Ok(())
+}
+
+/// One serving thread of [`serve_on_threads`]: serves the connections it is
+/// handed until the channel closes, then waits for them to finish.
+async fn serve_handed<S: HttpService<B>, B: ResponseBody>(
+    mut handed: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
+    router: S,
+    open: Arc<AtomicUsize>,
+    header_read_timeout: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let builder = http_builder(header_read_timeout);
+    while let Some((stream, peer)) = handed.recv().await {
+        match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => {
+                serve_connection(
+                    &builder,
+                    &graceful,
+                    &router,
+                    stream,
+                    peer,
+                    Some(open.clone()),
+                );
+            }
+            Err(e) => {
+                open.fetch_sub(1, Ordering::Relaxed);
+                warn!(error = %e, "cannot serve a handed-over connection");
+            }
+        }
+    }
+    graceful.shutdown().await;
+}
+
+/// What [`serve_on_threads`] can serve: an axum [`Router`], or any tower
+/// service answering axum's requests the way a router does, with any
+/// response body (`B`).
+pub trait HttpService<B>:
+    Service<
+        Request<Body>,
+        Response = axum::http::Response<B>,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S, B> HttpService<B> for S where
+    S: Service<
+            Request<Body>,
+            Response = axum::http::Response<B>,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
+/// A response body hyper can send.
+pub trait ResponseBody:
+    hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
+/// The next connection, or `None` once `shutdown` completes.
+async fn accept_until(
+    listener: &TcpListener,
+    mut shutdown: Pin<&mut (impl Future<Output = ()> + Send + ?Sized)>,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => return Some(accepted),
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = &mut shutdown => return None,
+        }
+    }
+}
+
+/// HTTP/1.1 (and HTTP/2 when a client starts with its preface) with the
+/// header deadline and the head size limit.
+fn http_builder(header_read_timeout: Duration) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    builder
+}
+
+/// Spawns the task serving one connection on the current runtime, with the
+/// peer address in each request's extensions as `ConnectInfo`; `open` is
+/// decremented when the connection ends.
+fn serve_connection<S: HttpService<B>, B: ResponseBody>(
+    builder: &Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    router: &S,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    open: Option<Arc<AtomicUsize>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = router
+        .clone()
+        .map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request.map(Body::new)
+        });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+        .into_owned();
+    let connection = graceful.watch(connection);
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            debug!(peer = %peer, error = %e, "connection ended with an error");
+        }
+        if let Some(open) = open {
+            open.fetch_sub(1, Ordering::Relaxed);
+        }
+    });
 }
 
 /// The most of a refused body [`discard_body`] reads.
@@ -220,6 +429,116 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(healthcheck(port).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn threads_share_the_connections_and_finish_requests_in_flight() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let counter = arrived.clone();
+        let make_router = move || {
+            let counter = counter.clone();
+            Router::new().route(
+                "/thread",
+                get(move || async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    // Still in flight when the stop comes.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    std::thread::current().name().unwrap_or("?").to_owned()
+                }),
+            )
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve_on_threads(
+            listener,
+            NonZeroUsize::new(2).unwrap(),
+            make_router,
+            async {
+                let _ = stopped.await;
+            },
+            HEADER_READ_TIMEOUT,
+        ));
+        // Four connections at once: the least busy thread takes each.
+        let asks: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn(async move {
+                    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .unwrap();
+                    stream
+                        .write_all(b"GET /thread HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .await
+                        .unwrap();
+                    let mut answer = String::new();
+                    stream.read_to_string(&mut answer).await.unwrap();
+                    answer
+                })
+            })
+            .collect();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while arrived.load(Ordering::SeqCst) < 4 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("four requests arrive");
+        stop.send(()).unwrap();
+        let mut threads = Vec::new();
+        for ask in asks {
+            let answer = tokio::time::timeout(Duration::from_secs(5), ask)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+            threads.push(answer.rsplit("\r\n\r\n").next().unwrap().to_owned());
+        }
+        threads.sort_unstable();
+        assert_eq!(threads, ["http-0", "http-0", "http-1", "http-1"]);
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert!(healthcheck(port).await.is_err(), "still accepting");
+    }
+
+    /// Sends `request` raw and returns the status of the answer.
+    async fn raw_status(port: u16, request: Vec<u8>) -> u16 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream.write_all(&request).await.unwrap();
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn head_limits_are_the_published_ones() {
+        let (port, _stop, _server) = start(HEADER_READ_TIMEOUT).await;
+        let with_lines = |n: usize| {
+            let mut request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec();
+            for i in 1..n {
+                request.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
+            }
+            request.extend_from_slice(b"Connection: close\r\n\r\n");
+            request
+        };
+        // Host + (n - 1) + Connection = n + 1 lines.
+        assert_eq!(raw_status(port, with_lines(MAX_HEADERS - 1)).await, 200);
+        assert_eq!(raw_status(port, with_lines(MAX_HEADERS)).await, 431);
+        let with_bytes = |n: usize| {
+            let start = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ";
+            let end = "\r\nConnection: close\r\n\r\n";
+            let value = "v".repeat(n - start.len() - end.len());
+            format!("{start}{value}{end}").into_bytes()
+        };
+        assert_eq!(raw_status(port, with_bytes(MAX_HEAD_BYTES)).await, 200);
+        assert_eq!(raw_status(port, with_bytes(2 * MAX_HEAD_BYTES)).await, 431);
     }
 
     #[tokio::test]
