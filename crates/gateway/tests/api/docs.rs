@@ -120,7 +120,7 @@ fn find_chromium() -> Option<PathBuf> {
 
 /// `target/test-artifacts`, next to the profile directory this test runs
 /// from (so `CARGO_TARGET_DIR` is honoured).
-fn artifacts_dir() -> PathBuf {
+pub(crate) fn artifacts_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/api-<hash>
     let target = exe

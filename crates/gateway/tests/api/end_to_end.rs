@@ -24,8 +24,8 @@ const INSTANCE_LABEL: &str = "dev.gha-runners.instance";
 /// Docker network, simulator, orchestrator process and gateway process of
 /// one test. The orchestrator is killed on drop; the gateway kills itself
 /// (its own guard); `docker` then removes containers and network, panics
-/// included.
-struct World {
+/// included. Also the set-up of the `load` test.
+pub(crate) struct World {
     /// The running orchestrator, `None` while a test has it stopped.
     orchestrator: Option<Child>,
     /// Where the orchestrator listens; kept across restarts so the gateway
@@ -35,7 +35,7 @@ struct World {
     orchestrator_env: Vec<(&'static str, String)>,
     /// The orchestrator's stdout and stderr, shown when a test fails.
     log_path: PathBuf,
-    gateway: TestGateway,
+    pub(crate) gateway: TestGateway,
     /// Stops with the test's runtime; kept so it is not dropped early.
     _sim: RunningSim,
     /// Dropped last: containers and network go after every process.
@@ -44,6 +44,12 @@ struct World {
 
 impl World {
     async fn start() -> Self {
+        Self::start_with_gateway_env(&[]).await
+    }
+
+    /// The same world with `gateway_env` on top of the test gateway's
+    /// defaults (see [`TestGateway::spawn`]).
+    pub(crate) async fn start_with_gateway_env(gateway_env: &[(&str, &str)]) -> Self {
         let image = ensure_sim_runner_image();
         let docker = TestDocker::new();
         let mut config = SimConfig::for_tests(SocketAddr::new(docker.gateway, 0));
@@ -66,7 +72,10 @@ impl World {
             ("RUST_LOG", "info".to_owned()),
         ];
         let log_path = std::env::temp_dir().join(format!("gateway-e2e-{}.log", docker.id));
-        let gateway = TestGateway::spawn(&format!("http://127.0.0.1:{orchestrator_port}"), &[]);
+        let gateway = TestGateway::spawn(
+            &format!("http://127.0.0.1:{orchestrator_port}"),
+            gateway_env,
+        );
         let mut world = World {
             orchestrator: None,
             orchestrator_port,

@@ -109,6 +109,11 @@ impl TestGateway {
         }
     }
 
+    /// The gateway process's id (for `/proc/PID/status`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://127.0.0.1:PORT{path}`.
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

@@ -118,6 +118,53 @@ async fn bad_signatures_are_refused_and_create_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_deliveries_that_are_not_ours_create_nothing() {
+    let env = TestEnv::start_with(webhooks(vec![])).await;
+    let url = format!("{}/webhooks/github", env.base);
+    let job = |repository: &str| {
+        json!({
+            "action": "queued",
+            "workflow_job": {"id": 77, "run_id": 7, "status": "queued", "labels": ["self-hosted"]},
+            "repository": {"full_name": repository}
+        })
+        .to_string()
+    };
+    // (event header, body): a repository we do not serve, an event we do
+    // not use, and no event header at all; each correctly signed.
+    let cases = [
+        (Some("workflow_job"), job("someone-else/app")),
+        (Some("push"), job(REPO)),
+        (None, job(REPO)),
+    ];
+    for (index, (event, body)) in cases.iter().enumerate() {
+        let signature = github_sim::sign_webhook(WEBHOOK_SECRET.as_bytes(), body.as_bytes());
+        let mut request = env
+            .http
+            .post(&url)
+            .header("x-github-delivery", format!("foreign-{index}"))
+            .header("x-hub-signature-256", signature)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(event) = event {
+            request = request.header("x-github-event", *event);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let answer: serde_json::Value = response.json().await.unwrap_or_default();
+        assert!(
+            status == 200 || status == 202 || status == 400 || status == 422,
+            "{event:?}: {status} {answer}"
+        );
+        if status < 300 {
+            assert_eq!(answer["outcome"], "ignored", "{event:?}: {answer}");
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(env.containers().is_empty());
+    assert_eq!(env.jit_calls().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_are_off_without_a_secret() {
     let env = TestEnv::start().await;
     let (status, body) = env.post("/webhooks/github", json!({})).await;

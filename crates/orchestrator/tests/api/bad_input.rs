@@ -167,3 +167,76 @@ async fn hostile_bodies_get_clear_errors_and_the_service_keeps_serving() {
     let (status, _) = env.get("/health").await;
     assert_eq!(status, 200);
 }
+
+/// Sends `request` over a raw socket (writing alongside the reading, since
+/// the answer may come before the request is all out) and returns what was
+/// read until the orchestrator closed the connection.
+async fn raw_exchange(port: u16, request: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let write = tokio::spawn(async move {
+        // Fails once the orchestrator has answered and closed: expected.
+        let _ = writer.write_all(&request).await;
+        writer
+    });
+    let mut read = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => read.extend_from_slice(&buf[..n]),
+            Err(_) => panic!("the connection was still open after 10 s: {read:?}"),
+        }
+    }
+    drop(write.await);
+    String::from_utf8_lossy(&read).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_floods_get_431_and_the_service_keeps_serving() {
+    let env = TestEnv::start().await;
+    let port: u16 = env.base.rsplit(':').next().unwrap().parse().unwrap();
+    let with_headers = |extra: String| {
+        format!("GET /health HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n").into_bytes()
+    };
+    // More than 100 header lines, and one header value larger than the
+    // request-head buffer (`service_kit::MAX_HEAD_BYTES`): hyper answers
+    // 431 itself, with no body, and closes the connection.
+    for (what, extra) in [
+        (
+            "200 lines",
+            (0..200).map(|i| format!("X-Flood-{i}: v\r\n")).collect(),
+        ),
+        (
+            "10 000 lines",
+            (0..10_000).map(|i| format!("X-Flood-{i}: v\r\n")).collect(),
+        ),
+        ("1 MiB value", format!("X-Big: {}\r\n", "v".repeat(1 << 20))),
+    ] {
+        let answer = raw_exchange(port, with_headers(extra)).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 431 "),
+            "{what}: {:?}",
+            &answer[..answer.len().min(200)]
+        );
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("content-length: 0\r\n"),
+            "{what}: {answer:?}"
+        );
+    }
+    // Exactly 100 lines are taken.
+    let fits: String = (0..98).map(|i| format!("X-Flood-{i}: v\r\n")).collect();
+    let answer = raw_exchange(port, with_headers(fits)).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer:?}");
+    // And everyone else is still served, promptly.
+    let (status, _) = tokio::time::timeout(std::time::Duration::from_secs(2), env.get("/health"))
+        .await
+        .expect("/health within 2 s after the floods");
+    assert_eq!(status, 200);
+}

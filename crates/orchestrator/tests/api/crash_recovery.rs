@@ -29,7 +29,14 @@ async fn sigkill_during_a_batch_leaks_nothing_after_restart() {
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Kill it as soon as the batch's first container exists: registrations
+    // made, containers half made, nothing answered yet.
+    wait_for(
+        "the batch's first container",
+        Duration::from_secs(20),
+        || async { (!env.containers().is_empty()).then_some(()) },
+    )
+    .await;
     env.kill_orchestrator();
     let _ = batch.await;
     env.sim_post("/_sim/faults", json!({})).await;
@@ -38,9 +45,15 @@ async fn sigkill_during_a_batch_leaks_nothing_after_restart() {
         .delete(format!("{}/_sim/faults", env.sim_url()))
         .send()
         .await;
+    let (containers, registrations) = (env.containers().len(), env.registrations().await.len());
     env.start_orchestrator().await;
     let (status, report) = env.post("/runners/cleanup", json!({})).await;
     assert_eq!(status, 200, "{report}");
+    eprintln!(
+        "figure: SIGKILL during 20 creates: {containers} containers and {registrations} registrations at the restart; after it and one cleanup: {} containers, {} registrations",
+        env.containers().len(),
+        env.registrations().await.len()
+    );
     // Every registration left has a container, and every container is a runner we list.
     wait_for(
         "registrations and containers to agree",

@@ -19,6 +19,10 @@ async fn an_unreachable_engine_answers_503_quickly_and_health_says_so() {
     .await;
     let started = Instant::now();
     let (status, body) = env.post("/runners/create", json!({"count": 1})).await;
+    eprintln!(
+        "figure: no engine: POST /runners/create answered {status} in {:?}",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -59,6 +63,10 @@ async fn the_engine_going_away_and_back_is_survived_without_leaks() {
     let job = env.queue_job(&["self-hosted"], 500).await;
     let started = Instant::now();
     let (status, body) = env.post("/runners/create", json!({"count": 1})).await;
+    eprintln!(
+        "figure: engine cut: POST /runners/create answered {status} in {:?}",
+        started.elapsed()
+    );
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "took {:?}",
@@ -73,6 +81,7 @@ async fn the_engine_going_away_and_back_is_survived_without_leaks() {
     env.wait_job_completed(job, Duration::from_secs(20)).await;
 
     proxy.restore();
+    let restored = Instant::now();
     // Everything recovers by itself: the exited runner is cleaned up...
     wait_for(
         "the exited runner to be retired",
@@ -88,6 +97,10 @@ async fn the_engine_going_away_and_back_is_survived_without_leaks() {
         (status, health["status"].as_str()),
         (200, Some("ok")),
         "{health}"
+    );
+    eprintln!(
+        "figure: engine back: exited runner retired and /health ok {:?} after the restore",
+        restored.elapsed()
     );
     // ...and creates work again, with nothing leaked or duplicated.
     let second = env.create(1).await.remove(0);

@@ -109,6 +109,11 @@ async fn a_burst_of_creates_under_github_faults_stays_bounded_and_leaks_nothing(
     let after = env.sim_get("/_sim/stats").await["api_calls_total"]
         .as_i64()
         .unwrap();
+    let statuses: Vec<u16> = results.iter().map(|(s, _)| *s).collect();
+    eprintln!(
+        "figure: GitHub 500 ×4 then secondary limit: burst of 5 creates × 2 runners answered {statuses:?} with {} GitHub calls",
+        after - before
+    );
     // 10 runners asked for, at most 3 attempts each, and none while paused:
     // no runaway retry loop.
     assert!(
