@@ -83,7 +83,8 @@ pub async fn serve(
 /// only accepts, handing each connection to the thread serving the fewest.
 ///
 /// # Errors
-/// A thread or its runtime that cannot be started.
+/// A thread or its runtime that cannot be started, or every serving thread
+/// gone (each would have to panic).
 pub async fn serve_on_threads<F, S, B>(
     listener: TcpListener,
     threads: NonZeroUsize,
@@ -98,8 +99,10 @@ where
 {
     let make_router = Arc::new(make_router);
     let mut workers = Vec::with_capacity(threads.get());
+    let mut started = Vec::with_capacity(threads.get());
     for index in 0..threads.get() {
         let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
         let open = Arc::new(AtomicUsize::new(0));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -109,33 +112,51 @@ where
         let thread = std::thread::Builder::new()
             .name(format!("http-{index}"))
             .spawn(move || {
-                runtime.block_on(serve_handed(
-                    receiver,
-                    make_router(),
-                    counter,
-                    header_read_timeout,
-                ));
+                // Should this panic, `ready` is dropped unsent.
+                let router = make_router();
+                let _ = ready.send(());
+                runtime.block_on(serve_handed(receiver, router, counter, header_read_timeout));
             })?;
         workers.push((sender, open, thread));
+        started.push(is_ready);
+    }
+    // Accept only once every thread has its router, so no connection is
+    // handed to a thread that then fails to start.
+    for is_ready in started {
+        if is_ready.await.is_err() {
+            return Err(std::io::Error::other("a serving thread failed to start"));
+        }
     }
     let mut shutdown = pin!(shutdown);
+    let mut result = Ok(());
     while let Some((stream, peer)) = accept_until(&listener, shutdown.as_mut()).await {
-        let Some((sender, open, _)) = workers
-            .iter()
-            .min_by_key(|(_, open, _)| open.load(Ordering::Relaxed))
-        else {
-            break;
-        };
         // Out of this runtime's reactor, into the chosen thread's.
-        match stream.into_std() {
-            Ok(stream) => {
-                open.fetch_add(1, Ordering::Relaxed);
-                if sender.send((stream, peer)).is_err() {
-                    open.fetch_sub(1, Ordering::Relaxed);
-                    warn!("a serving thread is gone");
-                }
+        let mut connection = match stream.into_std() {
+            Ok(stream) => Some((stream, peer)),
+            Err(e) => {
+                warn!(error = %e, "cannot hand over a connection");
+                continue;
             }
-            Err(e) => warn!(error = %e, "cannot hand over a connection"),
+        };
+        while let Some(handed) = connection.take() {
+            let Some(index) =
+                (0..workers.len()).min_by_key(|&index| workers[index].1.load(Ordering::Relaxed))
+            else {
+                break;
+            };
+            let (sender, open, _) = &workers[index];
+            open.fetch_add(1, Ordering::Relaxed);
+            if let Err(returned) = sender.send(handed) {
+                // Its runtime ended (a panic): serve without it.
+                warn!(thread = index, "a serving thread stopped; the others go on");
+                let (_, _, thread) = workers.swap_remove(index);
+                let _ = thread.join();
+                connection = Some(returned.0);
+            }
+        }
+        if workers.is_empty() {
+            result = Err(std::io::Error::other("every serving thread has stopped"));
+            break;
         }
     }
     drop(listener);
@@ -153,7 +174,7 @@ where
         }
     })
     .await;
-    Ok(())
+    result
 }
 
 /// One serving thread of [`serve_on_threads`]: serves the connections it is
@@ -501,6 +522,32 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(healthcheck(port).await.is_err(), "still accepting");
+    }
+
+    #[tokio::test]
+    async fn a_serving_thread_that_fails_to_start_fails_the_start() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let made = Arc::new(AtomicUsize::new(0));
+        let make_router = move || {
+            assert!(
+                made.fetch_add(1, Ordering::SeqCst) > 0,
+                "the first serving thread fails to start (expected by the test)"
+            );
+            Router::new().route("/healthz", get(|| async { "ok" }))
+        };
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(5),
+            serve_on_threads(
+                listener,
+                NonZeroUsize::new(2).unwrap(),
+                make_router,
+                std::future::pending(),
+                HEADER_READ_TIMEOUT,
+            ),
+        )
+        .await
+        .expect("the start fails at once instead of serving");
+        assert!(outcome.unwrap_err().to_string().contains("failed to start"));
     }
 
     /// Sends `request` raw and returns the status of the answer.
