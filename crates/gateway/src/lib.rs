@@ -17,9 +17,16 @@
 //! - [`telemetry`]: logging set-up and the request span.
 //!
 //! # Middleware, outermost first
-//! request id (made when absent — see [`RequestIds`] — and returned) → trace span → CORS (answers
-//! preflights) → rate limit (not on `/health`, `/healthz` or the GitHub
-//! webhook) → API key (only on the runner routes) → handler.
+//! request id (made when absent — see [`RequestIds`] — and returned) → trace
+//! span (at `debug`) → CORS (for requests with `Origin`; answers preflights)
+//! → rate limit (not on `/health`, `/healthz` or the GitHub webhook) → API
+//! key (the runner handlers' first extractor, [`auth::Authenticated`]) →
+//! handler. Each wraps the whole router once, not each route.
+//!
+//! # Threads
+//! [`startup::Application`] serves with `service_kit::serve_on_threads`:
+//! `API_GATEWAY_WORKERS` threads, each with its own [`app`] (so its own
+//! orchestrator connections); the limiter and the request ids are shared.
 
 pub mod auth;
 pub mod config;
