@@ -94,8 +94,9 @@ impl<S: Clone> Layer<S> for BrowserCorsLayer {
     }
 }
 
-/// The service of [`BrowserCorsLayer`]: requests with `Origin` go through
-/// `cors`, the others straight to `inner` and get [`VARY`].
+/// The service of [`BrowserCorsLayer`]: requests with `Origin` (and every
+/// `OPTIONS`) go through `cors`, the others straight to `inner` and get
+/// [`VARY`].
 #[derive(Debug, Clone)]
 pub struct BrowserCors<S> {
     cors: Cors<S>,
@@ -129,7 +130,9 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if request.headers().contains_key(header::ORIGIN) {
+        // OPTIONS too, so tower-http answers it as before even from a
+        // client that sends no Origin.
+        if request.method() == Method::OPTIONS || request.headers().contains_key(header::ORIGIN) {
             Either::Left(self.cors.call(request))
         } else {
             Either::Right(self.inner.call(request).map(with_vary as fn(_) -> _))

@@ -129,6 +129,66 @@ async fn cors_preflight_allows_listed_origin_and_refuses_others() {
 }
 
 #[tokio::test]
+async fn cors_headers_go_to_browsers_and_vary_to_everyone() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::spawn(&upstream.url, &[("CORS_ORIGINS", "https://ok.example")]);
+    let vary = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_ascii_lowercase())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // A browser's request: allowed origin echoed, the CORS headers exposed.
+    let response = gw
+        .authed(Method::GET, "/api/v1/runners")
+        .header("origin", "https://ok.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["access-control-allow-origin"],
+        "https://ok.example"
+    );
+    assert!(
+        response
+            .headers()
+            .contains_key("access-control-expose-headers")
+    );
+    assert!(vary(&response).contains("origin"), "{}", vary(&response));
+    // curl's: no CORS headers, but Vary: Origin, so no cache hands it to a
+    // browser.
+    let response = gw
+        .authed(Method::GET, "/api/v1/runners")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+    );
+    assert!(vary(&response).contains("origin"), "{}", vary(&response));
+    // An OPTIONS without Origin is still answered at the gateway.
+    let response = gw
+        .client
+        .request(Method::OPTIONS, gw.url("/api/v1/runners"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    assert_eq!(
+        upstream.received().len(),
+        2,
+        "only the two GETs went upstream"
+    );
+}
+
+#[tokio::test]
 async fn body_over_the_limit_gets_413_json() {
     let upstream = TestUpstream::start().await;
     let gw = TestGateway::spawn(&upstream.url, &[]);
