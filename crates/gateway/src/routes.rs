@@ -52,6 +52,7 @@ pub fn webhooks() -> OpenApiRouter<AppState> {
         (status = 415, description = "Body not sent as application/json", body = ErrorBody),
         (status = 422, description = "Invalid request, image not allowed, or unknown repository/organization", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable, or GitHub failed", body = ErrorBody),
         (status = 503, description = "Docker unreachable, GitHub rate limit, or shutting down", body = ErrorBody),
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
@@ -78,6 +79,7 @@ async fn create_runners(
         (status = 400, description = "Unknown filter or value", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
     )
@@ -103,6 +105,7 @@ async fn list_runners(
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such runner", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
     )
@@ -138,6 +141,7 @@ async fn get_runner(
         (status = 404, description = "No such runner", body = ErrorBody),
         (status = 409, description = "The runner is busy", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable, or GitHub failed", body = ErrorBody),
         (status = 503, description = "Docker unreachable or GitHub rate limit", body = ErrorBody),
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
@@ -169,6 +173,7 @@ async fn delete_runner(
         (status = 200, description = "What the pass removed", body = CleanupReport),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
     )
@@ -202,6 +207,7 @@ async fn cleanup_runners(
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
         (status = 422, description = "Unreadable payload", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
         (status = 503, description = "The orchestrator cannot act on it now", body = ErrorBody),
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),

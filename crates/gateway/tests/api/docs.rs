@@ -37,7 +37,7 @@ async fn openapi_document_lists_every_path_schema_and_security_scheme() {
         post["requestBody"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/CreateRunnersRequest"
     );
-    for status in ["401", "409", "413", "422", "429", "502", "503"] {
+    for status in ["401", "409", "413", "422", "429", "431", "502", "503"] {
         assert_eq!(
             post["responses"][status]["content"]["application/json"]["schema"]["$ref"],
             "#/components/schemas/ErrorBody",
