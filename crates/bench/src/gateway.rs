@@ -137,7 +137,7 @@ pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
             load(addr, path, connections, Duration::from_secs(1)).await;
             let cpu_before = cpu_ticks(&proxy_pids[index]);
             let result = load(addr, path, connections, duration).await;
-            let cpu_us = (cpu_ticks(&proxy_pids[index]) - cpu_before) as f64 * 1e6
+            let cpu_us = cpu_ticks(&proxy_pids[index]).saturating_sub(cpu_before) as f64 * 1e6
                 / TICKS_PER_SECOND
                 / result.answers().max(1) as f64;
             // Anything but a 2xx answer fails the run, broken connections too.
