@@ -50,6 +50,24 @@ impl ApiKeys {
     }
 
     /// Whether any key is required at all.
+    /// Whether `presented` (see [`presented_key_in`]) lets a request in:
+    /// any request while authentication is off, else one with a key.
+    ///
+    /// # Errors
+    /// The 401 to answer.
+    pub fn check(&self, presented: Option<&str>) -> Result<(), ApiError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        match presented {
+            Some(key) if self.accepts(key) => Ok(()),
+            Some(_) => Err(ApiError::unauthorized("the API key is not valid")),
+            None => Err(ApiError::unauthorized(
+                "an API key is required: send it in X-API-Key or Authorization: Bearer",
+            )),
+        }
+    }
+
     pub fn enabled(&self) -> bool {
         !self.digests.is_empty()
     }
@@ -70,13 +88,23 @@ fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// The key a request presents, from `X-API-Key` or `Authorization: Bearer`.
+/// The key a request presents, from its headers.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(key) = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()) {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    presented_key_in(text(API_KEY_HEADER), text(header::AUTHORIZATION.as_str()))
+}
+
+/// The key presented by the (first) `X-API-Key` value or, failing that, an
+/// `Authorization: Bearer` one; either as text, `None` when absent or not
+/// visible ASCII.
+pub(crate) fn presented_key_in<'a>(
+    api_key: Option<&'a str>,
+    authorization: Option<&'a str>,
+) -> Option<&'a str> {
+    if let Some(key) = api_key {
         return Some(key.trim());
     }
-    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let (scheme, token) = authorization?.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())
@@ -93,17 +121,13 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let keys = &state.keys;
-        if !keys.enabled() {
+        if !state.keys.enabled() {
             return Ok(Self);
         }
-        match presented_key(&parts.headers) {
-            Some(key) if keys.accepts(key) => Ok(Self),
-            Some(_) => Err(ApiError::unauthorized("the API key is not valid")),
-            None => Err(ApiError::unauthorized(
-                "an API key is required: send it in X-API-Key or Authorization: Bearer",
-            )),
-        }
+        state
+            .keys
+            .check(presented_key(&parts.headers))
+            .map(|()| Self)
     }
 }
 

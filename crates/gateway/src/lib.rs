@@ -32,6 +32,7 @@ pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod error;
+pub mod fast_path;
 pub mod health;
 pub mod openapi;
 pub mod proxy;

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::auth::ApiKeys;
 use crate::config::Config;
+use crate::fast_path::FastPath;
 use crate::proxy::Upstream;
 use crate::rate_limit::RateLimit;
 use crate::{AppState, RequestIds, app};
@@ -93,9 +94,10 @@ impl Application {
             request_ids,
         } = self;
         let threads = config.worker_threads();
-        // Each serving thread gets its own app, so its own pooled client to
-        // the orchestrator: a request never waits on another thread.
-        let make_router = move || {
+        // Each serving thread gets its own app and fast path, so its own
+        // pooled connections to the orchestrator: a request never waits on
+        // another thread.
+        let make_thread = move || {
             make_app(&config, &keys, &limit, &request_ids)
                 .expect("the same settings built an app at start-up")
         };
@@ -104,7 +106,7 @@ impl Application {
         service_kit::serve_on_threads(
             listener,
             threads,
-            make_router,
+            make_thread,
             async move {
                 shutdown.await;
                 info!("shutting down: finishing requests in flight");
@@ -117,23 +119,34 @@ impl Application {
     }
 }
 
-/// The app with a new client to the orchestrator and the shared keys,
-/// limiter and request ids.
+/// The app and the fast path of one serving thread: a new client to the
+/// orchestrator each, and the shared keys, limiter and request ids.
 fn make_app(
     config: &Config,
     keys: &ApiKeys,
     limit: &RateLimit,
     request_ids: &RequestIds,
-) -> anyhow::Result<impl service_kit::HttpService<crate::ResponseBody> + use<>> {
+) -> anyhow::Result<(
+    impl service_kit::HttpService<crate::ResponseBody> + use<>,
+    FastPath,
+)> {
     let upstream = Upstream::new(
         &config.orchestrator_url,
         config.upstream_timeout(),
         config.max_body_bytes,
     )
     .context("cannot build the HTTP client for ORCHESTRATOR_URL")?;
+    let fast_path = FastPath::new(
+        &upstream,
+        keys.clone(),
+        limit.clone(),
+        request_ids.clone(),
+        service_kit::HEADER_READ_TIMEOUT,
+    );
     let state = AppState {
         upstream: Arc::new(upstream),
         keys: keys.clone(),
     };
-    app(config, state, limit, request_ids.clone()).map_err(anyhow::Error::msg)
+    let app = app(config, state, limit, request_ids.clone()).map_err(anyhow::Error::msg)?;
+    Ok((app, fast_path))
 }

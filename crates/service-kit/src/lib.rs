@@ -5,7 +5,8 @@
 //!   (slowloris) is cut off instead of holding a connection forever; the
 //!   peer address reaches handlers as `ConnectInfo<SocketAddr>`.
 //! - [`serve_on_threads`]: the same, with one single-threaded runtime per
-//!   serving thread (for the gateway's hot path).
+//!   serving thread, each connection going first to the thread's [`Front`]
+//!   (the gateway's fast path), then to hyper.
 //! - [`shutdown_signal`]: completes on Ctrl-C or SIGTERM.
 //! - [`healthcheck`]: the probe behind each binary's `healthcheck`
 //!   subcommand (Docker's HEALTHCHECK, with no curl in the image).
@@ -35,6 +36,11 @@ use std::convert::Infallible;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceExt};
 use tracing::{debug, warn};
+
+mod front;
+
+use front::Rewind;
+pub use front::{Connection, Front, NoFront, StopSignal};
 
 /// How long a client may take to send a request's headers.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,30 +80,33 @@ pub async fn serve(
 }
 
 /// Like [`serve`], but the connections are served by `threads` threads,
-/// each with a single-threaded Tokio runtime and its own router from
-/// `make_router` (called once on each thread), the way nginx runs one event
-/// loop per worker process. A request and everything it waits on (e.g. a
-/// pooled client connection the router made on that thread) then stay on
-/// one thread: no wake-up crosses threads and no task is stolen, which on a
-/// busy machine costs more than the request itself. The caller's runtime
-/// only accepts, handing each connection to the thread serving the fewest.
+/// each with a single-threaded Tokio runtime and its own router and
+/// [`Front`] from `make_thread` (called once on each thread), the way nginx
+/// runs one event loop per worker process. A request and everything it
+/// waits on (e.g. a pooled client connection the router made on that
+/// thread) then stay on one thread: no wake-up crosses threads and no task
+/// is stolen, which on a busy machine costs more than the request itself.
+/// The caller's runtime only accepts, handing each connection to the thread
+/// serving the fewest. Each connection goes to the thread's front first,
+/// then, if the front hands it back, to hyper and the router.
 ///
 /// # Errors
 /// A thread or its runtime that cannot be started, or every serving thread
 /// gone (each would have to panic).
-pub async fn serve_on_threads<F, S, B>(
+pub async fn serve_on_threads<F, S, B, Fr>(
     listener: TcpListener,
     threads: NonZeroUsize,
-    make_router: F,
+    make_thread: F,
     shutdown: impl Future<Output = ()> + Send,
     header_read_timeout: Duration,
 ) -> std::io::Result<()>
 where
-    F: Fn() -> S + Send + Sync + 'static,
+    F: Fn() -> (S, Fr) + Send + Sync + 'static,
     S: HttpService<B>,
     B: ResponseBody,
+    Fr: Front,
 {
-    let make_router = Arc::new(make_router);
+    let make_thread = Arc::new(make_thread);
     let mut workers = Vec::with_capacity(threads.get());
     let mut started = Vec::with_capacity(threads.get());
     for index in 0..threads.get() {
@@ -107,15 +116,18 @@ where
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let make_router = make_router.clone();
+        let make_thread = make_thread.clone();
         let counter = open.clone();
         let thread = std::thread::Builder::new()
             .name(format!("http-{index}"))
             .spawn(move || {
-                // Should this panic, `ready` is dropped unsent.
-                let router = make_router();
-                let _ = ready.send(());
-                runtime.block_on(serve_handed(receiver, router, counter, header_read_timeout));
+                // Inside the runtime, so the front may start tasks on it.
+                runtime.block_on(async move {
+                    // Should this panic, `ready` is dropped unsent.
+                    let (router, front) = make_thread();
+                    let _ = ready.send(());
+                    serve_handed(receiver, router, front, counter, header_read_timeout).await;
+                });
             })?;
         workers.push((sender, open, thread));
         started.push(is_ready);
@@ -178,34 +190,79 @@ where
 }
 
 /// One serving thread of [`serve_on_threads`]: serves the connections it is
-/// handed until the channel closes, then waits for them to finish.
-async fn serve_handed<S: HttpService<B>, B: ResponseBody>(
+/// handed until the channel closes, then signals the stop and waits for
+/// them to finish.
+async fn serve_handed<S: HttpService<B>, B: ResponseBody, Fr: Front>(
     mut handed: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     router: S,
+    front: Fr,
     open: Arc<AtomicUsize>,
     header_read_timeout: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    let builder = http_builder(header_read_timeout);
+    let builder = Arc::new(http_builder(header_read_timeout));
+    let (stop, stop_signal) = StopSignal::new();
     while let Some((stream, peer)) = handed.recv().await {
-        match tokio::net::TcpStream::from_std(stream) {
-            Ok(stream) => {
-                serve_connection(
-                    &builder,
-                    &graceful,
-                    &router,
-                    stream,
-                    peer,
-                    Some(open.clone()),
-                );
-            }
+        let stream = match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => stream,
             Err(e) => {
                 open.fetch_sub(1, Ordering::Relaxed);
                 warn!(error = %e, "cannot serve a handed-over connection");
+                continue;
             }
-        }
+        };
+        let _ = stream.set_nodelay(true);
+        let connection = Connection {
+            stream,
+            peer,
+            read: bytes::BytesMut::new(),
+            stop: stop_signal.clone(),
+        };
+        let (builder, router, front, open) =
+            (builder.clone(), router.clone(), front.clone(), open.clone());
+        tokio::spawn(async move {
+            if let Some(connection) = front.serve(connection).await {
+                hyper_serves(&builder, router, connection).await;
+            }
+            open.fetch_sub(1, Ordering::Release);
+        });
     }
-    graceful.shutdown().await;
+    let _ = stop.send(true);
+    while open.load(Ordering::Acquire) > 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Serves the rest of `connection` (its unanswered bytes first) with hyper
+/// and `router`, until the client closes it or the stop lets the request in
+/// flight finish.
+async fn hyper_serves<S: HttpService<B>, B: ResponseBody>(
+    builder: &Builder<TokioExecutor>,
+    router: S,
+    connection: Connection,
+) {
+    let Connection {
+        stream,
+        peer,
+        read,
+        mut stop,
+    } = connection;
+    let io = TokioIo::new(Rewind {
+        prefix: read,
+        inner: stream,
+    });
+    let served = builder
+        .serve_connection_with_upgrades(io, TowerToHyperService::new(with_peer(router, peer)));
+    let mut served = pin!(served);
+    let outcome = tokio::select! {
+        outcome = served.as_mut() => outcome,
+        () = stop.wait() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = outcome {
+        debug!(peer = %peer, error = %e, "connection ended with an error");
+    }
 }
 
 /// What [`serve_on_threads`] can serve: an axum [`Router`], or any tower
@@ -294,12 +351,7 @@ fn serve_connection<S: HttpService<B>, B: ResponseBody>(
     open: Option<Arc<AtomicUsize>>,
 ) {
     let _ = stream.set_nodelay(true);
-    let service = router
-        .clone()
-        .map_request(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request.map(Body::new)
-        });
+    let service = with_peer(router.clone(), peer);
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
         .into_owned();
@@ -312,6 +364,25 @@ fn serve_connection<S: HttpService<B>, B: ResponseBody>(
             open.fetch_sub(1, Ordering::Relaxed);
         }
     });
+}
+
+/// `router` with the peer address in each request's extensions, as
+/// `ConnectInfo`, and hyper's body turned into axum's.
+fn with_peer<S: HttpService<B>, B: ResponseBody>(
+    router: S,
+    peer: SocketAddr,
+) -> impl Service<
+    Request<Incoming>,
+    Response = axum::http::Response<B>,
+    Error = Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    router.map_request(move |mut request: Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        request.map(Body::new)
+    })
 }
 
 /// The most of a refused body [`discard_body`] reads.
@@ -460,7 +531,7 @@ mod tests {
         let counter = arrived.clone();
         let make_router = move || {
             let counter = counter.clone();
-            Router::new().route(
+            let router = Router::new().route(
                 "/thread",
                 get(move || async move {
                     counter.fetch_add(1, Ordering::SeqCst);
@@ -468,7 +539,8 @@ mod tests {
                     tokio::time::sleep(Duration::from_millis(300)).await;
                     std::thread::current().name().unwrap_or("?").to_owned()
                 }),
-            )
+            );
+            (router, NoFront)
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_on_threads(
@@ -533,7 +605,10 @@ mod tests {
                 made.fetch_add(1, Ordering::SeqCst) > 0,
                 "the first serving thread fails to start (expected by the test)"
             );
-            Router::new().route("/healthz", get(|| async { "ok" }))
+            (
+                Router::new().route("/healthz", get(|| async { "ok" })),
+                NoFront,
+            )
         };
         let outcome = tokio::time::timeout(
             Duration::from_secs(5),

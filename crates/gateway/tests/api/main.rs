@@ -5,6 +5,7 @@
 mod auth;
 mod docs;
 mod end_to_end;
+mod fast_path;
 mod health;
 mod helpers;
 mod hostile;
