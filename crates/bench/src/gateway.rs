@@ -13,8 +13,9 @@
 //! after the other for `BENCH_GATEWAY_SECONDS` (default 10), after a one
 //! second warm-up. Only 2xx answers count: any other status, broken
 //! connection or request unanswered within 10 s fails the run. The three
-//! targets are measured in 3 rounds, the order rotated each round, and the
-//! median of each figure is reported. The generator parses just enough HTTP
+//! targets are measured in `BENCH_GATEWAY_ROUNDS` rounds (default 5: on a
+//! shared machine one round can be a third off the next), the order
+//! rotated each round, and the median of each figure is reported. The generator parses just enough HTTP
 //! (status, `Content-Length` or chunked) to stay cheap, so the machine's
 //! cores go to the servers.
 //! Beside throughput and latency it reports the CPU time (user + system,
@@ -44,9 +45,6 @@ const TOKEN: &str = "bench-token";
 const REPO: &str = "bench/app";
 const API_KEY: &str = "bench-key-0123456789";
 
-/// Rounds per target; the median of each figure is reported.
-const ROUNDS: usize = 3;
-
 /// Runs the benchmark and returns its rows of the result table.
 ///
 /// # Errors
@@ -55,6 +53,7 @@ pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
     let connections = env_number("BENCH_GATEWAY_CONNECTIONS", 64);
     let seconds = env_number("BENCH_GATEWAY_SECONDS", 10) as u64;
     let duration = Duration::from_secs(seconds);
+    let round_count = env_number("BENCH_GATEWAY_ROUNDS", 5);
 
     let image = ensure_sim_runner_image();
     let docker_env = TestDocker::new();
@@ -129,8 +128,8 @@ pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
     let proxy_pids: [Vec<u32>; 3] = [Vec::new(), nginx.pids(), vec![gateway.id()]];
     // Per target: (throughput, p99 in ms, proxy CPU µs per request) of each round.
     let mut rounds: [Vec<(f64, f64, f64)>; 3] = Default::default();
-    for round in 0..ROUNDS {
-        // Rotate the order so each target runs first, second and last once.
+    for round in 0..round_count {
+        // Rotate the order so each target runs first, second and last in turn.
         for slot in 0..targets.len() {
             let index = (slot + round) % targets.len();
             let (name, addr, path) = targets[index];
@@ -176,7 +175,7 @@ pub(crate) async fn run() -> anyhow::Result<Vec<Row>> {
         (gateway_rps, gateway_p99, gateway_cpu),
     ] = [median(0), median(1), median(2)];
     let what =
-        format!("GET /api/v1/runners, {connections} conns × {seconds} s, median of {ROUNDS}");
+        format!("GET /api/v1/runners, {connections} conns × {seconds} s, median of {round_count}");
     let row = |name: &str, baseline: String, measured: String, ratio: String, goal: &str| Row {
         name: name.to_owned(),
         baseline,

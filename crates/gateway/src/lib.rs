@@ -9,6 +9,7 @@
 //! - [`routes`]: the proxied `/api/v1` endpoints and where each goes.
 //! - [`health`]: `/health`, `/healthz`, `/api/v1/health`.
 //! - [`proxy`]: the pooled client to the orchestrator and the forwarding.
+//! - [`fast_path`]: plain runner reads, answered before hyper and axum.
 //! - [`auth`]: API keys.
 //! - [`rate_limit`]: per-client limits (tower_governor).
 //! - [`cors`]: the CORS layer from `CORS_ORIGINS`.
@@ -25,8 +26,11 @@
 //!
 //! # Threads
 //! [`startup::Application`] serves with `service_kit::serve_on_threads`:
-//! `API_GATEWAY_WORKERS` threads, each with its own [`app`] (so its own
-//! orchestrator connections); the limiter and the request ids are shared.
+//! `API_GATEWAY_WORKERS` threads, each with its own [`app`] and
+//! [`fast_path::FastPath`] (so its own orchestrator connections); the
+//! limiter and the request ids are shared. Each connection reaches the fast
+//! path first, which answers plain reads itself and hands anything else,
+//! with the bytes it read, to hyper and the middleware above.
 
 pub mod auth;
 pub mod config;

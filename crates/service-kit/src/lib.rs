@@ -596,6 +596,74 @@ mod tests {
         assert!(healthcheck(port).await.is_err(), "still accepting");
     }
 
+    /// Answers `GET /front` itself, hands anything else to hyper.
+    #[derive(Clone)]
+    struct FrontDoor;
+
+    impl Front for FrontDoor {
+        async fn serve(self, mut connection: Connection) -> Option<Connection> {
+            const ASK: &[u8] = b"GET /front HTTP/1.1\r\nHost: x\r\n\r\n";
+            loop {
+                while connection.read.len() < ASK.len() {
+                    if connection
+                        .stream
+                        .read_buf(&mut connection.read)
+                        .await
+                        .ok()?
+                        == 0
+                    {
+                        return None;
+                    }
+                }
+                if !connection.read.starts_with(ASK) {
+                    return Some(connection);
+                }
+                bytes::Buf::advance(&mut connection.read, ASK.len());
+                connection
+                    .stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfront")
+                    .await
+                    .ok()?;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_front_answers_what_it_takes_and_hyper_gets_the_rest_of_the_bytes() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let make_thread = || {
+            let router = Router::new().route("/router", get(|| async { "router" }));
+            (router, FrontDoor)
+        };
+        tokio::spawn(serve_on_threads(
+            listener,
+            NonZeroUsize::new(1).unwrap(),
+            make_thread,
+            std::future::pending(),
+            HEADER_READ_TIMEOUT,
+        ));
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        // Pipelined in one write: two for the front, then the router's (the
+        // front reads it, at least in part, before handing it over).
+        stream
+            .write_all(
+                b"GET /front HTTP/1.1\r\nHost: x\r\n\r\nGET /front HTTP/1.1\r\nHost: x\r\n\r\nGET /router HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut answers = String::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answers))
+            .await
+            .expect("all three answered and the connection closed")
+            .unwrap();
+        assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
+        assert_eq!(answers.matches("front").count(), 2, "{answers}");
+        assert!(answers.ends_with("router"), "{answers}");
+    }
+
     #[tokio::test]
     async fn a_serving_thread_that_fails_to_start_fails_the_start() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
