@@ -49,7 +49,6 @@ impl ApiKeys {
         }
     }
 
-    /// Whether any key is required at all.
     /// Whether `presented` (see [`presented_key_in`]) lets a request in:
     /// any request while authentication is off, else one with a key.
     ///
@@ -68,6 +67,7 @@ impl ApiKeys {
         }
     }
 
+    /// Whether any key is required at all.
     pub fn enabled(&self) -> bool {
         !self.digests.is_empty()
     }
