@@ -30,7 +30,6 @@ use axum::http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use tokio::net::TcpListener;
@@ -68,14 +67,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
     header_read_timeout: Duration,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let builder = http_builder(header_read_timeout);
+    let connections = Connections::new(header_read_timeout, Arc::new(AtomicUsize::new(0)));
     let mut shutdown = pin!(shutdown);
     while let Some((stream, peer)) = accept_until(&listener, shutdown.as_mut()).await {
-        serve_connection(&builder, &graceful, &router, stream, peer, None);
+        connections.open.fetch_add(1, Ordering::Relaxed);
+        connections.spawn(stream, peer, &router, &NoFront);
     }
     drop(listener);
-    graceful.shutdown().await;
+    connections.finish().await;
     Ok(())
 }
 
@@ -199,26 +198,64 @@ async fn serve_handed<S: HttpService<B>, B: ResponseBody, Fr: Front>(
     open: Arc<AtomicUsize>,
     header_read_timeout: Duration,
 ) {
-    let builder = Arc::new(http_builder(header_read_timeout));
-    let (stop, stop_signal) = StopSignal::new();
+    let connections = Connections::new(header_read_timeout, open);
     while let Some((stream, peer)) = handed.recv().await {
-        let stream = match tokio::net::TcpStream::from_std(stream) {
-            Ok(stream) => stream,
+        match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => connections.spawn(stream, peer, &router, &front),
             Err(e) => {
-                open.fetch_sub(1, Ordering::Relaxed);
+                connections.open.fetch_sub(1, Ordering::Relaxed);
                 warn!(error = %e, "cannot serve a handed-over connection");
-                continue;
             }
-        };
+        }
+    }
+    connections.finish().await;
+}
+
+/// The connections one runtime serves: how each is served (its front, then
+/// hyper), the stop signal they all watch, and how many are open.
+struct Connections {
+    builder: Arc<Builder<TokioExecutor>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    stop_signal: StopSignal,
+    /// Open connections; the caller counts each before [`Self::spawn`]
+    /// (`serve_on_threads` does so as it hands one over), the connection's
+    /// task uncounts it when it ends.
+    open: Arc<AtomicUsize>,
+}
+
+impl Connections {
+    fn new(header_read_timeout: Duration, open: Arc<AtomicUsize>) -> Self {
+        let (stop, stop_signal) = StopSignal::new();
+        Self {
+            builder: Arc::new(http_builder(header_read_timeout)),
+            stop,
+            stop_signal,
+            open,
+        }
+    }
+
+    /// Starts the task serving `stream`: `front` first, then hyper and
+    /// `router` for whatever the front hands back.
+    fn spawn<S: HttpService<B>, B: ResponseBody, Fr: Front>(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        router: &S,
+        front: &Fr,
+    ) {
         let _ = stream.set_nodelay(true);
         let connection = Connection {
             stream,
             peer,
             read: bytes::BytesMut::new(),
-            stop: stop_signal.clone(),
+            stop: self.stop_signal.clone(),
         };
-        let (builder, router, front, open) =
-            (builder.clone(), router.clone(), front.clone(), open.clone());
+        let (builder, router, front, open) = (
+            self.builder.clone(),
+            router.clone(),
+            front.clone(),
+            self.open.clone(),
+        );
         tokio::spawn(async move {
             if let Some(connection) = front.serve(connection).await {
                 hyper_serves(&builder, router, connection).await;
@@ -226,9 +263,14 @@ async fn serve_handed<S: HttpService<B>, B: ResponseBody, Fr: Front>(
             open.fetch_sub(1, Ordering::Release);
         });
     }
-    let _ = stop.send(true);
-    while open.load(Ordering::Acquire) > 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+
+    /// Signals the stop and waits until every connection has ended (each
+    /// finishing the request it has in hand).
+    async fn finish(self) {
+        let _ = self.stop.send(true);
+        while self.open.load(Ordering::Acquire) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -266,27 +308,19 @@ async fn hyper_serves<S: HttpService<B>, B: ResponseBody>(
 }
 
 /// What [`serve_on_threads`] can serve: an axum [`Router`], or any tower
-/// service answering axum's requests the way a router does, with any
+/// service answering axum's requests (`R`) the way a router does, with any
 /// response body (`B`).
-pub trait HttpService<B>:
-    Service<
-        Request<Body>,
-        Response = axum::http::Response<B>,
-        Error = Infallible,
-        Future: Send + 'static,
-    > + Clone
+pub trait HttpService<B, R = Request<Body>>:
+    Service<R, Response = axum::http::Response<B>, Error = Infallible, Future: Send + 'static>
+    + Clone
     + Send
     + 'static
 {
 }
 
-impl<S, B> HttpService<B> for S where
-    S: Service<
-            Request<Body>,
-            Response = axum::http::Response<B>,
-            Error = Infallible,
-            Future: Send + 'static,
-        > + Clone
+impl<S, B, R> HttpService<B, R> for S where
+    S: Service<R, Response = axum::http::Response<B>, Error = Infallible, Future: Send + 'static>
+        + Clone
         + Send
         + 'static
 {
@@ -339,46 +373,12 @@ fn http_builder(header_read_timeout: Duration) -> Builder<TokioExecutor> {
     builder
 }
 
-/// Spawns the task serving one connection on the current runtime, with the
-/// peer address in each request's extensions as `ConnectInfo`; `open` is
-/// decremented when the connection ends.
-fn serve_connection<S: HttpService<B>, B: ResponseBody>(
-    builder: &Builder<TokioExecutor>,
-    graceful: &GracefulShutdown,
-    router: &S,
-    stream: tokio::net::TcpStream,
-    peer: SocketAddr,
-    open: Option<Arc<AtomicUsize>>,
-) {
-    let _ = stream.set_nodelay(true);
-    let service = with_peer(router.clone(), peer);
-    let connection = builder
-        .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
-        .into_owned();
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            debug!(peer = %peer, error = %e, "connection ended with an error");
-        }
-        if let Some(open) = open {
-            open.fetch_sub(1, Ordering::Relaxed);
-        }
-    });
-}
-
 /// `router` with the peer address in each request's extensions, as
 /// `ConnectInfo`, and hyper's body turned into axum's.
 fn with_peer<S: HttpService<B>, B: ResponseBody>(
     router: S,
     peer: SocketAddr,
-) -> impl Service<
-    Request<Incoming>,
-    Response = axum::http::Response<B>,
-    Error = Infallible,
-    Future: Send + 'static,
-> + Clone
-+ Send
-+ 'static {
+) -> impl HttpService<B, Request<Incoming>> {
     router.map_request(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.map(Body::new)

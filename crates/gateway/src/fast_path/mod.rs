@@ -3,9 +3,10 @@
 //! off the socket, before hyper and axum.
 //!
 //! Reading runners is what dashboards and scripts do all day, and through
-//! the full stack each read cost about 19 µs of CPU against nginx's 12
-//! (`bench/run gateway`): hyper's server and client, a task and a channel
-//! per upstream request, header maps built and copied four times. Here a
+//! the full stack each read cost 31–38 µs of CPU against nginx's 21–24 on
+//! the same machine (`bench/run gateway`): hyper's server and client, a
+//! task and a channel per upstream request, header maps built and copied
+//! four times. Here it costs 19–24 µs. Here a
 //! request costs one parse of its head (httparse), the same checks as the
 //! full stack — rate limit ([`RateLimit::check`], the same buckets), API key
 //! ([`ApiKeys::check`]), request id ([`RequestIds`]) — one write of the
