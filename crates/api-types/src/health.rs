@@ -31,6 +31,23 @@ pub struct DockerHealth {
     pub error: Option<String>,
 }
 
+/// One of GitHub's rate-limit budgets (`x-ratelimit-resource`: `core`,
+/// `actions_runner_registration`, …), as its last answers described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RateLimitBucket {
+    /// Requests per window.
+    pub limit: Option<i64>,
+    /// Requests left in the window.
+    pub remaining: Option<i64>,
+    /// Requests made in the window.
+    pub used: Option<i64>,
+    /// When the window resets.
+    pub reset: Option<DateTime<Utc>>,
+    /// While set, no call charged to this budget is made before this time
+    /// (the budget is exhausted, or a secondary limit paused every call).
+    pub paused_until: Option<DateTime<Utc>>,
+}
+
 /// GitHub as the orchestrator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GitHubHealth {
@@ -38,12 +55,18 @@ pub struct GitHubHealth {
     pub reachable: bool,
     /// The API base URL in use.
     pub api_url: String,
-    /// Requests left in the current rate-limit window, when known.
+    /// Requests left in the current window of the `core` budget, when known.
     pub rate_limit_remaining: Option<i64>,
-    /// When the rate-limit window resets, when known.
+    /// When the `core` budget's window resets, when known.
     pub rate_limit_reset: Option<DateTime<Utc>>,
-    /// While set, the orchestrator makes no GitHub call before this time.
+    /// While set, some GitHub calls are paused until this time (see
+    /// `rate_limits` for which).
     pub paused_until: Option<DateTime<Utc>>,
+    /// Each rate-limit budget GitHub told us of, by its name: GitHub keeps
+    /// them apart, so an exhausted `actions_runner_registration` stops
+    /// creates while listings and deletions go on.
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, RateLimitBucket>,
     /// The last error, when the last call failed.
     pub error: Option<String>,
 }

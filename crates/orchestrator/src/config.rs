@@ -63,6 +63,15 @@ pub struct Config {
     /// Default organization for runners when a request names none.
     #[arg(long, env = "GITHUB_ORG")]
     pub github_org: Option<String>,
+    /// A PEM file of CA certificates to trust for `GITHUB_API_URL` beside
+    /// the system's store and the bundled roots (a GitHub Enterprise Server
+    /// whose certificate a private CA signed).
+    #[arg(long, env = "GITHUB_CA_FILE")]
+    pub github_ca_file: Option<std::path::PathBuf>,
+    /// GitHub requests in flight at once, at most (GitHub's secondary
+    /// limits refuse clients with too many concurrent requests).
+    #[arg(long, env = "GITHUB_MAX_CONCURRENT_REQUESTS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub github_max_concurrent_requests: u16,
     /// Timeout of one GitHub API call, in seconds.
     #[arg(long, env = "GITHUB_TIMEOUT_SECONDS", default_value_t = 15)]
     pub github_timeout_seconds: u64,

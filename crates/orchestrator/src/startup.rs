@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::docker::DockerEngine;
 use crate::events;
 use crate::github::GitHubClient;
+use crate::github::client::load_ca_file;
 use crate::reconciler::Reconciler;
 use crate::runners::{Fleet, FleetError};
 
@@ -46,10 +47,16 @@ impl Application {
         config.validate().map_err(anyhow::Error::msg)?;
         let config = Arc::new(config);
         let token = config.resolve_github_token().map_err(anyhow::Error::msg)?;
+        let extra_roots = match &config.github_ca_file {
+            Some(path) => load_ca_file(path).map_err(anyhow::Error::msg)?,
+            None => Vec::new(),
+        };
         let github = GitHubClient::new(
             &config.github_api_url,
             &token,
             Duration::from_secs(config.github_timeout_seconds.max(1)),
+            &extra_roots,
+            usize::from(config.github_max_concurrent_requests),
         )?;
         let docker = DockerEngine::connect(&config.instance_id, config.docker_timeout())
             .context("DOCKER_HOST")?;

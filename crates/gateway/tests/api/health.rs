@@ -25,6 +25,7 @@ fn orchestrator_health(status: HealthStatus) -> OrchestratorHealth {
             rate_limit_remaining: Some(5000),
             rate_limit_reset: None,
             paused_until: None,
+            rate_limits: Default::default(),
             error: None,
         },
         runner_image: RunnerImageHealth {

@@ -109,11 +109,11 @@ impl From<GitHubError> for ApiError {
                 "github_rejected",
                 format!("GitHub refused the request: {message}"),
             ),
-            GitHubError::RateLimited(wait) => ApiError::new(
+            GitHubError::RateLimited { resource, wait } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "github_rate_limited",
                 format!(
-                    "GitHub's rate limit is reached; no GitHub call is made for {}s",
+                    "GitHub's {resource} rate limit is reached; no such GitHub call is made for {}s",
                     wait.as_secs().max(1)
                 ),
             )

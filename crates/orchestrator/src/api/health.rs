@@ -1,7 +1,7 @@
 //! `/health` (Docker, GitHub, the image, runner counts) and `/healthz`
 //! (liveness).
 
-use api_types::{DockerHealth, GitHubHealth, HealthStatus, OrchestratorHealth};
+use api_types::{DockerHealth, GitHubHealth, HealthStatus, OrchestratorHealth, RateLimitBucket};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -71,12 +71,29 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
             .map(|e| e.to_string())
     };
     let limits = fleet.github.rate_limit();
+    let core = limits.core();
     let github = GitHubHealth {
         reachable: github_error.is_none(),
         api_url: fleet.github.base_url().to_owned(),
-        rate_limit_remaining: limits.remaining,
-        rate_limit_reset: limits.reset,
-        paused_until: limits.paused_until,
+        rate_limit_remaining: core.remaining,
+        rate_limit_reset: core.reset,
+        paused_until: limits.paused_until(),
+        rate_limits: limits
+            .buckets
+            .iter()
+            .map(|(name, bucket)| {
+                (
+                    name.clone(),
+                    RateLimitBucket {
+                        limit: bucket.limit,
+                        remaining: bucket.remaining,
+                        used: bucket.used,
+                        reset: bucket.reset,
+                        paused_until: bucket.paused_until.max(limits.secondary_paused_until),
+                    },
+                )
+            })
+            .collect(),
         error: github_error,
     };
     let status = if docker.reachable && github.reachable {

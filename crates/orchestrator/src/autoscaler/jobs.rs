@@ -1,15 +1,19 @@
 //! [`JobBook`]: the workflow jobs we have heard of, by id, from webhooks and
 //! polling alike (a job seen both ways counts once). A job's status only
 //! moves forward (queued → in progress → completed), so a late or replayed
-//! delivery never revives it.
+//! delivery never revives it. The book also remembers which webhook
+//! deliveries were handled ([`JobBook::claim_delivery`]), so a redelivery of
+//! one is a no-op while one we refused or failed on is handled again.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
 
 use crate::scope::Scope;
 
-/// How many delivery ids are remembered to drop redeliveries.
+/// How many handled delivery ids are remembered to drop redeliveries.
 const DELIVERIES_KEPT: usize = 10_000;
 /// How long a completed job is remembered (replays of it stay no-ops).
 const COMPLETED_KEPT: Duration = Duration::from_secs(3600);
@@ -82,8 +86,76 @@ pub struct JobEntry {
 #[derive(Debug, Default)]
 struct Inner {
     jobs: HashMap<i64, JobEntry>,
+    /// Deliveries handled (answered 2xx): a redelivery of one is a duplicate.
     deliveries: HashSet<String>,
+    /// The same ids, oldest first, so that only the newest
+    /// `DELIVERIES_KEPT` are remembered.
     delivery_order: VecDeque<String>,
+    /// Deliveries being handled right now, each with a token cancelled when
+    /// its claim ends: a copy arriving meanwhile waits for the outcome.
+    claimed: HashMap<String, CancellationToken>,
+}
+
+impl Inner {
+    fn remember_delivery(&mut self, delivery_id: String) {
+        if !self.deliveries.insert(delivery_id.clone()) {
+            return;
+        }
+        self.delivery_order.push_back(delivery_id);
+        if self.delivery_order.len() > DELIVERIES_KEPT
+            && let Some(old) = self.delivery_order.pop_front()
+        {
+            self.deliveries.remove(&old);
+        }
+    }
+}
+
+/// What [`JobBook::claim_delivery`] found.
+#[derive(Debug)]
+pub enum Delivery<'a> {
+    /// Not handled yet (or every earlier attempt was refused or failed):
+    /// handle it and then call [`DeliveryClaim::handled`].
+    New(DeliveryClaim<'a>),
+    /// Handled already: a redelivery, nothing to do.
+    Duplicate,
+}
+
+/// The right to handle one delivery, held while it is handled. Ended with
+/// [`handled`](Self::handled), the delivery is remembered; dropped without it
+/// (refused, failed, or its handler's future dropped), it is released and a
+/// redelivery is handled afresh.
+#[derive(Debug)]
+#[must_use = "a claim dropped without `handled` lets the delivery be handled again"]
+pub struct DeliveryClaim<'a> {
+    book: &'a JobBook,
+    delivery_id: String,
+    handled: bool,
+}
+
+impl DeliveryClaim<'_> {
+    /// Records the delivery as handled: a redelivery of it is a duplicate.
+    pub fn handled(mut self) {
+        self.handled = true;
+        // `drop` records it and releases the claim.
+    }
+}
+
+impl Drop for DeliveryClaim<'_> {
+    fn drop(&mut self) {
+        // Never panic here (a drop during a panic would abort): a poisoned
+        // lock still holds consistent delivery sets.
+        let mut inner = self
+            .book
+            .inner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(waiting) = inner.claimed.remove(&self.delivery_id) {
+            waiting.cancel();
+        }
+        if self.handled {
+            inner.remember_delivery(std::mem::take(&mut self.delivery_id));
+        }
+    }
 }
 
 /// The jobs we know of.
@@ -97,19 +169,35 @@ impl JobBook {
         self.inner.lock().expect("job book lock")
     }
 
-    /// Remembers a delivery id; `false` when it was seen before (a redelivery).
-    pub fn first_delivery(&self, delivery_id: &str) -> bool {
-        let mut inner = self.lock();
-        if !inner.deliveries.insert(delivery_id.to_owned()) {
-            return false;
+    /// Claims a delivery (`X-GitHub-Delivery`) for handling, or says it was
+    /// handled already. While another copy of it is being handled, waits for
+    /// that one's outcome: handled makes this copy a duplicate, a failure
+    /// lets this copy claim it. Two copies arriving at once thus count once.
+    pub async fn claim_delivery(&self, delivery_id: &str) -> Delivery<'_> {
+        loop {
+            let other_copy = {
+                let mut inner = self.lock();
+                if inner.deliveries.contains(delivery_id) {
+                    return Delivery::Duplicate;
+                }
+                match inner.claimed.get(delivery_id) {
+                    Some(released) => released.clone(),
+                    None => {
+                        inner
+                            .claimed
+                            .insert(delivery_id.to_owned(), CancellationToken::new());
+                        return Delivery::New(DeliveryClaim {
+                            book: self,
+                            delivery_id: delivery_id.to_owned(),
+                            handled: false,
+                        });
+                    }
+                }
+            };
+            // Cancelled when the other copy's claim ends (the token is taken
+            // under the lock, so its end cannot be missed); then look again.
+            other_copy.cancelled().await;
         }
-        inner.delivery_order.push_back(delivery_id.to_owned());
-        if inner.delivery_order.len() > DELIVERIES_KEPT
-            && let Some(old) = inner.delivery_order.pop_front()
-        {
-            inner.deliveries.remove(&old);
-        }
-        true
     }
 
     /// Records a report; returns whether anything changed. Status only moves
@@ -154,29 +242,32 @@ impl JobBook {
         }
     }
 
-    /// Marks queued jobs of `repository` first seen before `listed_at` and
-    /// absent from a complete listing as gone from the queue (started by a
-    /// runner we did not see, or cancelled). Returns how many.
-    pub fn drop_unlisted(
+    /// Queued jobs of `repository` first seen before `listed_before` that a
+    /// complete listing did not show as queued, least recently checked
+    /// first, at most `limit`. GitHub's run listings lag behind the truth,
+    /// so such a job is only concluded finished after a direct read of it.
+    pub fn unlisted_queued(
         &self,
         repository: &str,
-        listed_at: Instant,
+        listed_before: Instant,
         still_queued: &HashSet<i64>,
-    ) -> usize {
-        let mut inner = self.lock();
-        let mut dropped = 0;
-        for entry in inner.jobs.values_mut() {
-            if entry.report.status == JobStatus::Queued
-                && entry.report.repository.eq_ignore_ascii_case(repository)
-                && entry.first_seen < listed_at
-                && !still_queued.contains(&entry.report.id)
-            {
-                entry.report.status = JobStatus::Completed;
-                entry.updated = Instant::now();
-                dropped += 1;
-            }
-        }
-        dropped
+        limit: usize,
+    ) -> Vec<JobEntry> {
+        let inner = self.lock();
+        let mut unlisted: Vec<JobEntry> = inner
+            .jobs
+            .values()
+            .filter(|e| {
+                e.report.status == JobStatus::Queued
+                    && e.report.repository.eq_ignore_ascii_case(repository)
+                    && e.first_seen < listed_before
+                    && !still_queued.contains(&e.report.id)
+            })
+            .cloned()
+            .collect();
+        unlisted.sort_by_key(|e| (e.updated, e.report.id));
+        unlisted.truncate(limit);
+        unlisted
     }
 
     /// Marks one queued job as gone from the queue (GitHub no longer lists it).
@@ -258,22 +349,128 @@ mod tests {
         assert_eq!(book.queued().len(), 1);
     }
 
-    #[test]
-    fn redeliveries_are_recognised() {
+    async fn claim<'a>(book: &'a JobBook, id: &str) -> DeliveryClaim<'a> {
+        match book.claim_delivery(id).await {
+            Delivery::New(claim) => claim,
+            Delivery::Duplicate => panic!("{id} claimed as a duplicate"),
+        }
+    }
+
+    async fn is_duplicate(book: &JobBook, id: &str) -> bool {
+        matches!(book.claim_delivery(id).await, Delivery::Duplicate)
+    }
+
+    #[tokio::test]
+    async fn a_handled_delivery_is_a_duplicate_the_next_time() {
         let book = JobBook::default();
-        assert!(book.first_delivery("a"));
-        assert!(!book.first_delivery("a"));
-        assert!(book.first_delivery("b"));
+        claim(&book, "a").await.handled();
+        assert!(is_duplicate(&book, "a").await);
+        claim(&book, "b").await.handled();
+    }
+
+    #[tokio::test]
+    async fn a_delivery_refused_or_failed_on_is_handled_when_it_comes_again() {
+        let book = JobBook::default();
+        drop(claim(&book, "a").await);
+        let again = claim(&book, "a").await;
+        again.handled();
+        assert!(is_duplicate(&book, "a").await);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_handler_releases_its_claim() {
+        let book = JobBook::default();
+        // A handler that claimed, then was dropped at an await point.
+        let handler = async {
+            let _claim = claim(&book, "a").await;
+            std::future::pending::<()>().await;
+        };
+        let timed_out = tokio::time::timeout(Duration::from_millis(10), handler).await;
+        assert!(timed_out.is_err());
+        claim(&book, "a").await.handled();
+    }
+
+    #[tokio::test]
+    async fn a_copy_arriving_meanwhile_waits_for_the_first_outcome() {
+        let book = JobBook::default();
+        // The first copy is handled: the second is a duplicate.
+        let first = claim(&book, "a").await;
+        let second = book.claim_delivery("a");
+        tokio::pin!(second);
+        assert!(futures::poll!(&mut second).is_pending(), "waits");
+        first.handled();
+        assert!(matches!(second.await, Delivery::Duplicate));
+        // The first copy fails: the second gets the claim.
+        let first = claim(&book, "b").await;
+        let second = book.claim_delivery("b");
+        tokio::pin!(second);
+        assert!(futures::poll!(&mut second).is_pending(), "waits");
+        drop(first);
+        let Delivery::New(second) = second.await else {
+            panic!("the second copy of a failed delivery is handled");
+        };
+        second.handled();
+        assert!(is_duplicate(&book, "b").await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_copies_at_once_are_handled_once() {
+        let book = std::sync::Arc::new(JobBook::default());
+        let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let copies: Vec<_> = (0..16)
+            .map(|_| {
+                let (book, handled) = (book.clone(), handled.clone());
+                tokio::spawn(async move {
+                    if let Delivery::New(claim) = book.claim_delivery("d").await {
+                        tokio::task::yield_now().await;
+                        handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        claim.handled();
+                    }
+                })
+            })
+            .collect();
+        for copy in copies {
+            copy.await.unwrap();
+        }
+        assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn only_the_newest_handled_deliveries_are_remembered() {
+        let book = JobBook::default();
+        for i in 0..=DELIVERIES_KEPT {
+            claim(&book, &format!("d-{i}")).await.handled();
+        }
+        let inner = book.lock();
+        assert_eq!(inner.deliveries.len(), DELIVERIES_KEPT);
+        assert_eq!(inner.delivery_order.len(), DELIVERIES_KEPT);
+        assert!(inner.claimed.is_empty());
+        drop(inner);
+        // The oldest is forgotten (handled again if redelivered); the newest is not.
+        claim(&book, "d-0").await.handled();
+        assert!(is_duplicate(&book, &format!("d-{DELIVERIES_KEPT}")).await);
     }
 
     #[test]
-    fn jobs_missing_from_a_listing_leave_the_queue() {
+    fn jobs_missing_from_a_listing_are_only_candidates() {
         let book = JobBook::default();
         book.observe(report(1, JobStatus::Queued));
         book.observe(report(2, JobStatus::Queued));
+        book.observe(report(3, JobStatus::Queued));
         let later = Instant::now() + Duration::from_millis(1);
-        assert_eq!(book.drop_unlisted("o/r", later, &HashSet::from([2])), 1);
-        assert_eq!(book.queued().len(), 1);
-        assert_eq!(book.queued()[0].report.id, 2);
+        let unlisted = book.unlisted_queued("o/r", later, &HashSet::from([2]), 1);
+        assert_eq!(unlisted.len(), 1, "bounded by the limit");
+        let unlisted = book.unlisted_queued("O/R", later, &HashSet::from([2]), 10);
+        let ids: Vec<i64> = unlisted.iter().map(|e| e.report.id).collect();
+        assert_eq!(ids, [1, 3]);
+        // Being unlisted changes nothing by itself: only a direct read does.
+        assert_eq!(book.queued().len(), 3);
+        book.checked(1);
+        let ids: Vec<i64> = book
+            .unlisted_queued("o/r", Instant::now(), &HashSet::new(), 10)
+            .iter()
+            .map(|e| e.report.id)
+            .collect();
+        assert_eq!(ids.last(), Some(&1), "the job just checked goes last");
     }
 }

@@ -30,9 +30,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-pub use jobs::{JobBook, JobEntry, JobReport, JobStatus};
+pub use jobs::{Delivery, DeliveryClaim, JobBook, JobEntry, JobReport, JobStatus};
 
-use crate::github::{Conditional, GitHubError, WorkflowJob};
+use crate::github::{GitHubError, WorkflowJob};
 use crate::runners::request::BatchPlan;
 use crate::runners::{Fleet, FleetError, RunnerView};
 use crate::scope::Scope;
@@ -51,6 +51,16 @@ pub enum Ingested {
     Unchanged,
     /// Not for us; says why.
     Ignored(String),
+}
+
+/// GitHub's rule for a job's labels (`runs-on`) and a runner's: the job may
+/// run there when each label it asks for is one of the runner's, compared
+/// case-insensitively. A job with no labels at all is not taken.
+fn labels_match(asked: &[String], runner: &[String]) -> bool {
+    !asked.is_empty()
+        && asked
+            .iter()
+            .all(|label| runner.iter().any(|ours| ours.eq_ignore_ascii_case(label)))
 }
 
 /// The autoscaler: the job book and the loop that acts on it.
@@ -84,15 +94,13 @@ impl Autoscaler {
             || c.min_idle_runners > 0
     }
 
-    /// Whether our runners can run a job with `labels`: it must ask for
-    /// `self-hosted`, and every label must be one of ours (case-insensitive).
+    /// Whether our runners can run a job with `labels`, as GitHub matches
+    /// them: every label the job asks for is one of ours (case-insensitive).
+    /// The job need not ask for `self-hosted` (`runs-on: [linux, x64]` reaches
+    /// self-hosted runners too); `ubuntu-latest` is not among our labels, so
+    /// such jobs stay GitHub's.
     pub fn serves_labels(&self, labels: &[String]) -> bool {
-        labels.iter().any(|l| l.eq_ignore_ascii_case("self-hosted"))
-            && labels.iter().all(|l| {
-                self.runner_labels
-                    .iter()
-                    .any(|ours| ours.eq_ignore_ascii_case(l))
-            })
+        labels_match(labels, &self.runner_labels)
     }
 
     /// Takes what a webhook or a poll says about a job.
@@ -265,7 +273,7 @@ impl Autoscaler {
             Err(
                 FleetError::Capacity { .. }
                 | FleetError::ShuttingDown
-                | FleetError::GitHub(GitHubError::RateLimited(_)),
+                | FleetError::GitHub(GitHubError::RateLimited { .. }),
             ) => {
                 debug!(scope = %scope, job = ?for_job, "runner creation deferred (capacity, shutdown or GitHub rate limit)");
             }
@@ -320,30 +328,63 @@ impl Autoscaler {
             .jobs
             .queued()
             .into_iter()
-            .filter(|e| e.updated.elapsed() >= after && e.report.run_id.is_some())
+            .filter(|e| e.updated.elapsed() >= after)
             .take(STALE_CHECKS_PER_TICK)
             .collect();
         for entry in stale {
             let Ok(repo) = Scope::repository(&entry.report.repository) else {
                 continue;
             };
-            let run_id = entry.report.run_id.unwrap_or_default();
             self.jobs.checked(entry.report.id);
-            match self.fleet.github.list_jobs(&repo, run_id, None).await {
-                Ok(Conditional::Fresh { body, .. }) => {
-                    match body.jobs.iter().find(|j| j.id == entry.report.id) {
-                        Some(job) => {
-                            self.ingest(&entry.report.repository, job);
-                        }
-                        None => self.jobs.mark_gone(entry.report.id),
-                    }
+            match self.fleet.github.get_job(&repo, entry.report.id).await {
+                Ok(Some(job)) => {
+                    self.ingest(&entry.report.repository, &job);
                 }
-                Err(GitHubError::NotFound(_)) => self.jobs.mark_gone(entry.report.id),
-                Ok(Conditional::NotModified) => {}
+                Ok(None) => self.jobs.mark_gone(entry.report.id),
                 Err(e) => {
                     debug!(job = entry.report.id, error = %e, "could not re-check a stale job")
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::labels_match;
+
+    fn labels(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| (*n).to_owned()).collect()
+    }
+
+    #[test]
+    fn a_job_is_ours_when_every_label_it_asks_for_is_ours() {
+        let ours = labels(&["self-hosted", "linux", "x64", "docker"]);
+        for asked in [
+            &["self-hosted"][..],
+            &["self-hosted", "linux", "x64", "docker"],
+            // No `self-hosted`: GitHub still gives it to a runner with these.
+            &["linux"],
+            &["linux", "x64"],
+            &["docker"],
+            // Case-insensitive, as GitHub compares.
+            &["Self-Hosted", "LINUX"],
+        ] {
+            assert!(labels_match(&labels(asked), &ours), "{asked:?}");
+        }
+    }
+
+    #[test]
+    fn a_job_asking_for_a_label_we_lack_is_not_ours() {
+        let ours = labels(&["self-hosted", "linux", "x64"]);
+        for asked in [
+            &["ubuntu-latest"][..],
+            &["self-hosted", "gpu"],
+            &["linux", "arm64"],
+            &["self-hosted", "linux", "x64", "docker"],
+            &[],
+        ] {
+            assert!(!labels_match(&labels(asked), &ours), "{asked:?}");
         }
     }
 }

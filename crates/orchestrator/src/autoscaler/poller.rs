@@ -1,8 +1,15 @@
 //! Polling for queued jobs: for deployments GitHub cannot reach (no public
 //! URL) and to recover lost webhooks. Every
 //! `AUTOSCALE_POLL_INTERVAL_SECONDS` it lists the queued and in-progress
-//! workflow runs of each served repository and their jobs, with
-//! `If-None-Match`, so an unchanged answer costs no rate limit.
+//! workflow runs of each served repository and their jobs, every page
+//! (`Link: rel="next"`), with `If-None-Match` per page, so an unchanged
+//! page costs no rate limit.
+//!
+//! GitHub's `status`-filtered run listing is search-backed: it lags behind
+//! the truth and stops at 1,000 runs. So a queued job the book knows of
+//! (from a webhook, or an earlier poll) that the listing does not show is
+//! never concluded gone on that strength: it is read directly
+//! (`GET …/actions/jobs/{id}`), and only that answer moves it on.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -12,25 +19,30 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::Autoscaler;
-use crate::github::{Conditional, GitHubClient, WorkflowJob};
+use crate::github::pages::FILTERED_RUNS_CAP;
+use crate::github::{GitHubClient, GitHubError, PageCache};
 use crate::scope::Scope;
 
 /// Run statuses whose jobs may still be queued.
 const RUN_STATUSES: [&str; 2] = ["queued", "in_progress"];
 
-/// How long a newly queued job may be missing from GitHub's listings.
-const LISTING_LAG: Duration = Duration::from_secs(10);
+/// A job delivered moments before a listing is not expected in it yet:
+/// only jobs known this much longer are read directly when unlisted.
+const LISTING_MARGIN: Duration = Duration::from_secs(10);
 
-/// An answer kept with its ETag, for the next conditional request.
-type Tagged<T> = (Option<String>, T);
+/// Direct reads of unlisted queued jobs per repository and poll, at most
+/// (the least recently checked first; the rest wait for the next poll).
+const DIRECT_READS_PER_POLL: usize = 20;
 
-/// The last answers and their ETags.
+/// The pages last read, per listing, for conditional requests.
 #[derive(Debug, Default)]
 struct Cache {
-    /// (repository, run status) → run ids.
-    runs: HashMap<(String, &'static str), Tagged<Vec<i64>>>,
-    /// (repository, run id) → jobs.
-    jobs: HashMap<(String, i64), Tagged<Vec<WorkflowJob>>>,
+    /// (repository, run status) → the pages of that listing.
+    runs: HashMap<(String, &'static str), PageCache>,
+    /// (repository, run id) → the pages of its jobs.
+    jobs: HashMap<(String, i64), PageCache>,
+    /// Listings past GitHub's 1,000-run cap (warned about once).
+    capped: HashSet<(String, &'static str)>,
 }
 
 /// Polls until `stop`; does nothing when polling is off.
@@ -66,49 +78,37 @@ async fn poll_repository(
     autoscaler: &Autoscaler,
     cache: &mut Cache,
     repo: &Scope,
-) -> Result<(), crate::github::GitHubError> {
+) -> Result<(), GitHubError> {
     let github: &GitHubClient = &autoscaler.fleet.github;
     let name = repo.target();
     let listed_at = Instant::now();
     let mut run_ids = Vec::new();
     for status in RUN_STATUSES {
         let key = (name.clone(), status);
-        let etag = cache.runs.get(&key).and_then(|(e, _)| e.clone());
-        match github.list_runs(repo, status, etag.as_deref()).await? {
-            Conditional::NotModified => {
-                run_ids.extend(
-                    cache
-                        .runs
-                        .get(&key)
-                        .map(|(_, ids)| ids.clone())
-                        .unwrap_or_default(),
+        let listing = github
+            .list_runs(repo, status, cache.runs.entry(key.clone()).or_default())
+            .await?;
+        if listing.total_count > FILTERED_RUNS_CAP {
+            if cache.capped.insert(key) {
+                warn!(
+                    repository = %name,
+                    status,
+                    runs = listing.total_count,
+                    "GitHub lists at most 1,000 runs per status: the runs beyond are found through webhooks and direct reads of known jobs only"
                 );
             }
-            Conditional::Fresh { body, etag } => {
-                let ids: Vec<i64> = body.workflow_runs.iter().map(|r| r.id).collect();
-                run_ids.extend(ids.iter().copied());
-                cache.runs.insert(key, (etag, ids));
-            }
+        } else {
+            cache.capped.remove(&key);
         }
+        run_ids.extend(listing.items.iter().map(|r| r.id));
     }
     run_ids.sort_unstable();
     run_ids.dedup();
     let mut still_queued = HashSet::new();
     for run_id in &run_ids {
-        let key = (name.clone(), *run_id);
-        let etag = cache.jobs.get(&key).and_then(|(e, _)| e.clone());
-        let jobs = match github.list_jobs(repo, *run_id, etag.as_deref()).await? {
-            Conditional::NotModified => cache
-                .jobs
-                .get(&key)
-                .map(|(_, j)| j.clone())
-                .unwrap_or_default(),
-            Conditional::Fresh { body, etag } => {
-                cache.jobs.insert(key, (etag, body.jobs.clone()));
-                body.jobs
-            }
-        };
-        for job in &jobs {
+        let pages = cache.jobs.entry((name.clone(), *run_id)).or_default();
+        let listing = github.list_jobs(repo, *run_id, pages).await?;
+        for job in &listing.items {
             if job.status == "queued" {
                 still_queued.insert(job.id);
             }
@@ -119,12 +119,37 @@ async fn poll_repository(
     cache
         .jobs
         .retain(|(repo_name, run_id), _| repo_name != &name || run_ids.contains(run_id));
-    // The listing was complete: queued jobs it no longer shows have left the queue.
-    // A job delivered moments ago may not be listed yet: give it a margin.
-    let settled = listed_at.checked_sub(LISTING_LAG).unwrap_or(listed_at);
-    let dropped = autoscaler.jobs.drop_unlisted(&name, settled, &still_queued);
-    if dropped > 0 {
-        debug!(repository = %name, dropped, "jobs left the queue without a delivery");
-    }
+    confirm_unlisted(autoscaler, repo, listed_at, &still_queued).await;
     Ok(())
+}
+
+/// Reads directly the queued jobs the listings did not show, and takes
+/// what GitHub says of each: still queued, started, done, or gone (404).
+async fn confirm_unlisted(
+    autoscaler: &Autoscaler,
+    repo: &Scope,
+    listed_at: Instant,
+    still_queued: &HashSet<i64>,
+) {
+    let name = repo.target();
+    let settled = listed_at.checked_sub(LISTING_MARGIN).unwrap_or(listed_at);
+    let unlisted =
+        autoscaler
+            .jobs
+            .unlisted_queued(&name, settled, still_queued, DIRECT_READS_PER_POLL);
+    for entry in unlisted {
+        let id = entry.report.id;
+        autoscaler.jobs.checked(id);
+        match autoscaler.fleet.github.get_job(repo, id).await {
+            Ok(Some(job)) => {
+                let outcome = autoscaler.ingest(&name, &job);
+                debug!(job = id, status = %job.status, ?outcome, "unlisted job read directly");
+            }
+            Ok(None) => {
+                debug!(job = id, "unlisted job is gone (404)");
+                autoscaler.jobs.mark_gone(id);
+            }
+            Err(e) => debug!(job = id, error = %e, "could not read an unlisted job; kept as queued"),
+        }
+    }
 }

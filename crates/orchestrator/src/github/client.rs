@@ -1,31 +1,37 @@
 //! The GitHub REST client: one pooled reqwest client, the API version
-//! headers, bounded retries for 5xx and connection errors, and rate limits
-//! honoured (no call at all while GitHub asked us to wait).
+//! headers, listings read to their last page ([`super::pages`]), rate
+//! limits honoured per bucket (no call of a bucket while GitHub asked us to
+//! wait), and retries only where a repeat cannot duplicate anything.
+//!
+//! Only idempotent requests (GET, DELETE) are retried on a 5xx or a lost
+//! connection. A POST is sent once: when its answer is lost, the caller
+//! finds out by other means what GitHub did (see
+//! `runners::provision`, which looks the runner up by name).
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
-use reqwest::{Method, Response};
+use reqwest::{Certificate, Method, Response};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
-use super::rate_limit::{RateLimitSnapshot, RateLimitState};
+use super::pages::{self, Listing, MAX_PAGES, PER_PAGE, PageBody, PageCache};
+use super::rate_limit::{RateLimitOverview, RateLimitSnapshot, RateLimitState, resource_of};
 use super::types::{
     GitHubErrorBody, GitHubRunner, JitConfig, JitRequest, JitResponse, JobsPage, RegistrationToken,
-    RunnerPage, RunsPage, TokenResponse,
+    RunnerPage, RunsPage, TokenResponse, WorkflowJob, WorkflowRun,
 };
 use crate::scope::Scope;
 
-/// Attempts per call for 5xx answers and connection errors.
+/// Attempts per idempotent call for 5xx answers and connection errors.
 const MAX_ATTEMPTS: u32 = 3;
 /// First retry delay; doubled for each further attempt.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
-/// Runners per listing page (GitHub's maximum).
-const PAGE_SIZE: usize = 100;
-/// A listing longer than this is treated as a failure rather than followed.
-const MAX_PAGES: usize = 50;
 
 /// Why a GitHub call failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,9 +52,15 @@ pub enum GitHubError {
     /// 422: GitHub refused the request's content.
     #[error("GitHub refused the request (422): {0}")]
     Unprocessable(String),
-    /// A rate limit; no call is made before the wait is over.
-    #[error("GitHub rate limit reached; calls resume in {}s", .0.as_secs().max(1))]
-    RateLimited(Duration),
+    /// A rate limit of one bucket (or a secondary limit); no call of that
+    /// bucket is made before the wait is over.
+    #[error("GitHub's {resource} rate limit is reached; those calls resume in {}s", .wait.as_secs().max(1))]
+    RateLimited {
+        /// GitHub's name of the budget (`core`, `actions_runner_registration`, …).
+        resource: String,
+        /// How long until calls of that budget resume.
+        wait: Duration,
+    },
     /// 5xx or another unexpected status after every retry.
     #[error("GitHub answered {status} after {attempts} attempt(s): {message}")]
     Status {
@@ -72,18 +84,17 @@ pub enum GitHubError {
     Decode(String),
 }
 
-/// The answer to a conditional GET.
-#[derive(Debug)]
-pub enum Conditional<T> {
-    /// 304: unchanged since the ETag given.
-    NotModified,
-    /// A new answer and its ETag.
-    Fresh {
-        /// The body.
-        body: T,
-        /// Its ETag, for the next request.
-        etag: Option<String>,
-    },
+impl GitHubError {
+    /// Whether GitHub may have carried out the request although its answer
+    /// did not reach us (a timeout, a dropped connection, a 5xx from a proxy,
+    /// a body cut short). For a POST, only a look at GitHub tells.
+    pub fn answer_may_be_lost(&self) -> bool {
+        match self {
+            GitHubError::Unreachable { .. } | GitHubError::Decode(_) => true,
+            GitHubError::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
 }
 
 /// The result of deleting a registration.
@@ -105,17 +116,56 @@ pub struct GitHubClient {
     /// `Bearer <token>`, marked sensitive so no layer prints it.
     authorization: HeaderValue,
     rate_limit: Arc<RateLimitState>,
+    /// Caps the requests in flight at once: GitHub's secondary limits refuse
+    /// a client with too many concurrent requests (a burst of 100 creates
+    /// would otherwise send 100 POSTs together).
+    in_flight: Arc<Semaphore>,
     /// The last call's failure, for `/health`; `None` after a success.
     last_error: Arc<Mutex<Option<String>>>,
 }
 
+/// Reads the certificates of a PEM file (one or more) to trust beside the
+/// system's store and the bundled roots.
+///
+/// # Errors
+/// A message naming `GITHUB_CA_FILE` and the file when it cannot be read
+/// or holds no certificate.
+pub fn load_ca_file(path: &Path) -> Result<Vec<Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| {
+        format!(
+            "GITHUB_CA_FILE {}: cannot read it ({e}); the orchestrator needs read access to the CA's PEM file",
+            path.display()
+        )
+    })?;
+    let certificates = Certificate::from_pem_bundle(&pem).map_err(|e| {
+        format!(
+            "GITHUB_CA_FILE {}: not a PEM certificate bundle ({e})",
+            path.display()
+        )
+    })?;
+    if certificates.is_empty() {
+        return Err(format!(
+            "GITHUB_CA_FILE {}: holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok(certificates)
+}
+
 impl GitHubClient {
-    /// Builds the client.
+    /// Builds the client. TLS trusts the bundled roots, the system's store
+    /// and `extra_roots` (from `GITHUB_CA_FILE`).
     ///
     /// # Errors
     /// When the token holds bytes an HTTP header cannot carry, or TLS cannot
     /// be set up.
-    pub fn new(base_url: &str, token: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        base_url: &str,
+        token: &SecretString,
+        timeout: Duration,
+        extra_roots: &[Certificate],
+        max_concurrent_requests: usize,
+    ) -> anyhow::Result<Self> {
         let mut authorization =
             HeaderValue::from_str(&format!("Bearer {}", token.expose_secret().trim())).map_err(
                 |_| anyhow::anyhow!("GITHUB_TOKEN holds characters a header cannot carry"),
@@ -130,18 +180,21 @@ impl GitHubClient {
             "x-github-api-version",
             HeaderValue::from_static("2022-11-28"),
         );
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("gha-orchestrator/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
+            .pool_idle_timeout(Duration::from_secs(60));
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
+        }
         Ok(Self {
-            http,
+            http: builder.build()?,
             base_url: base_url.trim_end_matches('/').to_owned(),
             authorization,
             rate_limit: Arc::default(),
+            in_flight: Arc::new(Semaphore::new(max_concurrent_requests.max(1))),
             last_error: Arc::default(),
         })
     }
@@ -151,22 +204,28 @@ impl GitHubClient {
         &self.base_url
     }
 
-    /// What the last answers said about the rate limit.
+    /// What the last answers said about each rate-limit bucket.
     pub fn rate_limit(&self) -> RateLimitSnapshot {
         self.rate_limit.snapshot()
     }
 
-    /// Whether calls are paused by a rate limit, and for how long.
+    /// Whether the `core` calls (listings, deletions) are paused by a rate
+    /// limit, and for how long.
     pub fn paused_for(&self) -> Option<Duration> {
-        self.rate_limit.paused_for()
+        self.rate_limit.paused_for(super::rate_limit::CORE)
     }
 
     /// The last call's failure, if the last call failed.
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().expect("last error lock").clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    /// Asks for a single-use JIT configuration (one call).
+    /// Asks for a single-use JIT configuration. One POST, never repeated
+    /// here: when its answer is lost ([`GitHubError::answer_may_be_lost`]),
+    /// look the runner up with [`Self::find_runner_by_name`].
     ///
     /// # Errors
     /// [`GitHubError`]; 404 means the scope or the runner group is unknown.
@@ -198,7 +257,8 @@ impl GitHubClient {
         })
     }
 
-    /// Asks for a registration token for `config.sh` (one call).
+    /// Asks for a registration token for `config.sh` (one POST; a token
+    /// whose answer is lost expires unused within the hour).
     ///
     /// # Errors
     /// [`GitHubError`].
@@ -218,37 +278,48 @@ impl GitHubClient {
 
     /// Every runner registered to `scope`, all pages, 100 per call.
     ///
+    /// Runners registered or removed while the pages are read can shift
+    /// between pages, so a runner missing from this listing is not proof
+    /// that it is gone: confirm with [`Self::get_runner`].
+    ///
     /// # Errors
-    /// [`GitHubError`]; a listing that cannot be completed is an error as a
-    /// whole, never a partial answer.
+    /// [`GitHubError`]; a listing that cannot be read to its end is an error
+    /// as a whole, never a partial answer.
     pub async fn list_runners(&self, scope: &Scope) -> Result<Vec<GitHubRunner>, GitHubError> {
-        let mut all = Vec::new();
-        for page in 1..=MAX_PAGES {
-            let path = format!(
-                "{}/actions/runners?per_page={PAGE_SIZE}&page={page}",
-                scope.api_path()
-            );
-            let body: RunnerPage = self
-                .send_json(Method::GET, &path, None, &scope.to_string())
-                .await?;
-            let got = body.runners.len();
-            all.extend(body.runners);
-            if got < PAGE_SIZE || all.len() as i64 >= body.total_count {
-                if (all.len() as i64) < body.total_count && got < PAGE_SIZE {
-                    // The list shrank while we paged: don't trust it.
-                    return Err(GitHubError::Decode(format!(
-                        "runner listing of {scope} changed while paging ({} of {})",
-                        all.len(),
-                        body.total_count
-                    )));
-                }
-                return Ok(all);
-            }
-        }
-        Err(GitHubError::Decode(format!(
-            "runner listing of {scope} has more than {} pages",
-            MAX_PAGES
-        )))
+        let path = format!("{}/actions/runners?per_page={PER_PAGE}", scope.api_path());
+        let listing: Listing<GitHubRunner> = self
+            .list_pages::<RunnerPage>(&path, &format!("runners of {scope}"), None)
+            .await?;
+        let mut runners = listing.items;
+        // A runner that moved to a later page while we read shows twice.
+        let mut seen = std::collections::HashSet::new();
+        runners.retain(|r| seen.insert(r.id));
+        Ok(runners)
+    }
+
+    /// The runner of `scope` named `name` (GitHub's `name` filter), if any.
+    ///
+    /// # Errors
+    /// [`GitHubError`].
+    pub async fn find_runner_by_name(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<GitHubRunner>, GitHubError> {
+        let query = serde_urlencoded::to_string([("name", name)])
+            .map_err(|e| GitHubError::Decode(e.to_string()))?;
+        let path = format!(
+            "{}/actions/runners?{query}&per_page={PER_PAGE}",
+            scope.api_path()
+        );
+        let listing = self
+            .list_pages::<RunnerPage>(&path, &format!("runner {name} of {scope}"), None)
+            .await?;
+        // Names are unique per scope and compared without case by GitHub.
+        Ok(listing
+            .items
+            .into_iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name)))
     }
 
     /// One runner by id; `None` when GitHub answers 404.
@@ -295,8 +366,12 @@ impl GitHubClient {
         }
     }
 
-    /// Workflow runs of `repo` in `status`, first 100 (a conditional request:
-    /// an unchanged answer costs no rate limit).
+    /// Workflow runs of `repo` in `status`, every page (at most GitHub's
+    /// 1,000 for a filtered listing; see [`pages::FILTERED_RUNS_CAP`]).
+    /// Pages unchanged since `cache` last saw them cost no rate limit.
+    ///
+    /// GitHub's filtered listing is search-backed and lags: a run missing
+    /// from it is not proof of anything.
     ///
     /// # Errors
     /// [`GitHubError`].
@@ -304,17 +379,18 @@ impl GitHubClient {
         &self,
         repo: &Scope,
         status: &str,
-        etag: Option<&str>,
-    ) -> Result<Conditional<RunsPage>, GitHubError> {
+        cache: &mut PageCache,
+    ) -> Result<Listing<WorkflowRun>, GitHubError> {
         let path = format!(
-            "{}/actions/runs?status={status}&per_page=100",
+            "{}/actions/runs?status={status}&per_page={PER_PAGE}",
             repo.api_path()
         );
-        self.get_conditional(&path, etag, &format!("runs of {repo}"))
+        self.list_pages::<RunsPage>(&path, &format!("{status} runs of {repo}"), Some(cache))
             .await
     }
 
-    /// Jobs of one workflow run (latest attempt), first 100, conditional.
+    /// Jobs of one workflow run (latest attempt), every page; pages
+    /// unchanged since `cache` last saw them cost no rate limit.
     ///
     /// # Errors
     /// [`GitHubError`].
@@ -322,50 +398,122 @@ impl GitHubClient {
         &self,
         repo: &Scope,
         run_id: i64,
-        etag: Option<&str>,
-    ) -> Result<Conditional<JobsPage>, GitHubError> {
+        cache: &mut PageCache,
+    ) -> Result<Listing<WorkflowJob>, GitHubError> {
         let path = format!(
-            "{}/actions/runs/{run_id}/jobs?per_page=100",
+            "{}/actions/runs/{run_id}/jobs?filter=latest&per_page={PER_PAGE}",
             repo.api_path()
         );
-        self.get_conditional(&path, etag, &format!("jobs of run {run_id}"))
+        self.list_pages::<JobsPage>(&path, &format!("jobs of run {run_id}"), Some(cache))
             .await
     }
 
-    async fn get_conditional<T: DeserializeOwned>(
+    /// One job, read directly (`GET …/actions/jobs/{job_id}`): unlike the
+    /// run listings this is never behind. `None` when GitHub answers 404.
+    ///
+    /// # Errors
+    /// [`GitHubError`] other than 404.
+    pub async fn get_job(
         &self,
-        path: &str,
-        etag: Option<&str>,
-        what: &str,
-    ) -> Result<Conditional<T>, GitHubError> {
-        let response = self
-            .send_conditional(Method::GET, path, None, what, etag)
-            .await?;
-        if response.status() == StatusCode::NOT_MODIFIED {
-            return Ok(Conditional::NotModified);
-        }
-        let etag = response
-            .headers()
-            .get(header::ETAG)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let bytes = response
-            .bytes()
+        repo: &Scope,
+        job_id: i64,
+    ) -> Result<Option<WorkflowJob>, GitHubError> {
+        let path = format!("{}/actions/jobs/{job_id}", repo.api_path());
+        match self
+            .send_json::<WorkflowJob>(Method::GET, &path, None, &format!("job {job_id}"))
             .await
-            .map_err(|e| GitHubError::Decode(format!("reading {what}: {e}")))?;
-        let body = serde_json::from_slice(&bytes)
-            .map_err(|e| GitHubError::Decode(format!("{what}: {e}")))?;
-        Ok(Conditional::Fresh { body, etag })
+        {
+            Ok(job) => Ok(Some(job)),
+            Err(GitHubError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
-    /// `GET /rate_limit` (free of charge): refreshes the figures for `/health`.
+    /// `GET /rate_limit` (free of charge): refreshes every bucket's figures
+    /// for `/health`.
     ///
     /// # Errors
     /// [`GitHubError`].
     pub async fn check_rate_limit(&self) -> Result<(), GitHubError> {
-        self.send(Method::GET, "/rate_limit", None, "rate limit")
-            .await
-            .map(|_| ())
+        let overview: RateLimitOverview = self
+            .send_json(Method::GET, "/rate_limit", None, "rate limit")
+            .await?;
+        self.rate_limit.observe_overview(&overview);
+        Ok(())
+    }
+
+    /// Reads a listing page after page, following `Link: rel="next"`.
+    async fn list_pages<P: PageBody>(
+        &self,
+        first_path: &str,
+        what: &str,
+        mut cache: Option<&mut PageCache>,
+    ) -> Result<Listing<P::Item>, GitHubError> {
+        let mut url = self.url(first_path);
+        let mut items = Vec::new();
+        let mut total_count = 0;
+        let mut changed = cache.is_none();
+        let mut read = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let etag = cache.as_deref().and_then(|c| c.etag(&url)).map(str::to_owned);
+            let response = self
+                .request(Method::GET, &url, None, what, etag.as_deref())
+                .await?;
+            let next = pages::next_link(response.headers())
+                .map_err(|e| GitHubError::Decode(format!("{what}: {e}")))?;
+            let body: Bytes = if response.status() == StatusCode::NOT_MODIFIED {
+                cache
+                    .as_deref()
+                    .and_then(|c| c.body(&url))
+                    .ok_or_else(|| GitHubError::Decode(format!("{what}: 304 for a page never read")))?
+            } else {
+                changed = true;
+                let etag = response
+                    .headers()
+                    .get(header::ETAG)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(|e| GitHubError::Decode(format!("reading {what}: {e}")))?;
+                if let Some(cache) = cache.as_deref_mut() {
+                    cache.store(&url, etag.as_deref(), &body);
+                }
+                body
+            };
+            let page: P = serde_json::from_slice(&body)
+                .map_err(|e| GitHubError::Decode(format!("{what}: {e}")))?;
+            total_count = page.total_count();
+            items.extend(page.into_items());
+            read.push(url);
+            match next {
+                None => {
+                    if let Some(cache) = cache {
+                        cache.keep_only(&read);
+                    }
+                    return Ok(Listing {
+                        items,
+                        total_count,
+                        changed,
+                    });
+                }
+                Some(next) if pages::same_origin(&self.base_url, &next) => url = next,
+                Some(next) => {
+                    return Err(GitHubError::Decode(format!(
+                        "{what}: the next page is on another host ({}), not followed",
+                        next.split('?').next().unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        Err(GitHubError::Decode(format!(
+            "{what} has more than {MAX_PAGES} pages of {PER_PAGE} ({total_count} in all)"
+        )))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
     }
 
     async fn send_json<T: DeserializeOwned>(
@@ -383,7 +531,8 @@ impl GitHubClient {
         serde_json::from_slice(&bytes).map_err(|e| GitHubError::Decode(format!("{what}: {e}")))
     }
 
-    /// Sends one request with retries; returns the successful response.
+    /// Sends one request to `path` (retried when idempotent); returns the
+    /// successful response.
     async fn send(
         &self,
         method: Method,
@@ -391,28 +540,34 @@ impl GitHubClient {
         body: Option<serde_json::Value>,
         what: &str,
     ) -> Result<Response, GitHubError> {
-        self.send_conditional(method, path, body, what, None).await
+        self.request(method, &self.url(path), body, what, None)
+            .await
     }
 
-    /// [`Self::send`] with an optional `If-None-Match`; a 304 counts as success.
-    async fn send_conditional(
+    /// Sends one request to `url` with an optional `If-None-Match` (a 304
+    /// counts as success), and remembers its failure for `/health`.
+    async fn request(
         &self,
         method: Method,
-        path: &str,
+        url: &str,
         body: Option<serde_json::Value>,
         what: &str,
         if_none_match: Option<&str>,
     ) -> Result<Response, GitHubError> {
         let result = self
-            .send_with_retries(method, path, body, what, if_none_match)
+            .send_with_retries(method, url, body, what, if_none_match)
             .await;
-        let mut last_error = self.last_error.lock().expect("last error lock");
+        let mut last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
             Ok(_) => *last_error = None,
-            // A 404/409/422 is an answer about the request, not GitHub's health.
+            // A 404/409/422 is an answer about the request, not GitHub's health;
+            // a paused bucket made no call at all.
             Err(
-                GitHubError::NotFound(_) | GitHubError::Conflict(_) | GitHubError::Unprocessable(_),
-            ) => *last_error = None,
+                GitHubError::NotFound(_)
+                | GitHubError::Conflict(_)
+                | GitHubError::Unprocessable(_)
+                | GitHubError::RateLimited { .. },
+            ) => {}
             Err(e) => *last_error = Some(e.to_string()),
         }
         result
@@ -421,21 +576,35 @@ impl GitHubClient {
     async fn send_with_retries(
         &self,
         method: Method,
-        path: &str,
+        url: &str,
         body: Option<serde_json::Value>,
         what: &str,
         if_none_match: Option<&str>,
     ) -> Result<Response, GitHubError> {
-        let url = format!("{}{}", self.base_url, path);
+        let path = url.strip_prefix(&self.base_url).unwrap_or(url);
+        let resource = resource_of(&method, path);
+        // A repeat of a POST could register a second runner or spend a
+        // second token: only requests that mean the same twice are retried.
+        let attempts = if method == Method::GET || method == Method::DELETE {
+            MAX_ATTEMPTS
+        } else {
+            1
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
-            if let Some(wait) = self.rate_limit.paused_for() {
-                return Err(GitHubError::RateLimited(wait));
+            if let Some(wait) = self.rate_limit.paused_for(resource) {
+                return Err(GitHubError::RateLimited {
+                    resource: resource.to_owned(),
+                    wait,
+                });
             }
+            // Held until the answer's head is in; reading the body after it
+            // needs no slot. The semaphore is never closed.
+            let slot = self.in_flight.acquire().await;
             let mut request = self
                 .http
-                .request(method.clone(), &url)
+                .request(method.clone(), url)
                 .header(header::AUTHORIZATION, self.authorization.clone());
             if let Some(body) = &body {
                 request = request.json(body);
@@ -445,7 +614,7 @@ impl GitHubClient {
             }
             let retry = match request.send().await {
                 Ok(response) => {
-                    self.rate_limit.observe(response.headers());
+                    self.rate_limit.observe(response.headers(), resource);
                     let status = response.status();
                     if status.is_success() || status == StatusCode::NOT_MODIFIED {
                         return Ok(response);
@@ -469,13 +638,23 @@ impl GitHubClient {
                                 &error.message,
                             ) {
                                 Some(throttle) => {
+                                    let charged = headers
+                                        .get("x-ratelimit-resource")
+                                        .and_then(|v| v.to_str().ok())
+                                        .unwrap_or(resource)
+                                        .to_owned();
                                     warn!(
                                         status = status.as_u16(),
+                                        resource = %charged,
+                                        kind = ?throttle,
                                         wait_seconds = throttle.wait().as_secs(),
-                                        "GitHub rate limit reached; pausing GitHub calls"
+                                        "GitHub rate limit reached; pausing those GitHub calls"
                                     );
-                                    self.rate_limit.pause(throttle.wait());
-                                    return Err(GitHubError::RateLimited(throttle.wait()));
+                                    self.rate_limit.pause(throttle, &charged);
+                                    return Err(GitHubError::RateLimited {
+                                        resource: charged,
+                                        wait: throttle.wait(),
+                                    });
                                 }
                                 None => return Err(GitHubError::Forbidden(error.message)),
                             }
@@ -503,23 +682,44 @@ impl GitHubClient {
                     attempts: attempt,
                 },
             };
-            if attempt >= MAX_ATTEMPTS {
+            drop(slot);
+            if attempt >= attempts {
                 return Err(retry);
             }
             let delay = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-            debug!(%method, path, attempt, error = %retry, "retrying GitHub call");
+            debug!(%method, path = path.split('?').next().unwrap_or_default(), attempt, error = %retry, "retrying GitHub call");
             tokio::time::sleep(delay).await;
         }
     }
 }
 
-/// A transport error without the URL's query or anything secret.
+/// A transport error without the URL's query or anything secret; a TLS
+/// certificate problem says how to fix it.
 fn transport_message(error: &reqwest::Error) -> String {
     if error.is_timeout() {
-        "timed out".to_owned()
-    } else if error.is_connect() {
+        return "timed out".to_owned();
+    }
+    if let Some(problem) = certificate_problem(error) {
+        return format!(
+            "GitHub's TLS certificate is not trusted ({problem}); for a GitHub Enterprise Server with a private CA, set GITHUB_CA_FILE to the CA's PEM file or add the CA to the system's certificate store"
+        );
+    }
+    if error.is_connect() {
         "connection failed".to_owned()
     } else {
         error.to_string()
     }
+}
+
+/// The certificate complaint somewhere in the error's chain of causes.
+fn certificate_problem(error: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text.contains("certificate") || text.contains("UnknownIssuer") {
+            return Some(text);
+        }
+        source = cause.source();
+    }
+    None
 }

@@ -2,15 +2,19 @@
 //! tokens, runner listings and deletions.
 //!
 //! - [`client`]: the HTTP client (retries, timeouts, status mapping).
-//! - [`rate_limit`]: remembers GitHub's rate-limit answers so that no call is
-//!   made while GitHub asked us to wait.
+//! - [`pages`]: listings followed through `Link: rel="next"` to the end, and
+//!   the ETags of their pages.
+//! - [`rate_limit`]: remembers GitHub's rate-limit answers per bucket so that
+//!   no call of a bucket is made while GitHub asked us to wait.
 //! - [`types`]: the wire shapes GitHub sends.
 
 pub mod client;
+pub mod pages;
 pub mod rate_limit;
 pub mod types;
 
-pub use client::{Conditional, DeleteOutcome};
+pub use client::DeleteOutcome;
+pub use pages::{Listing, PageCache};
 pub use client::{GitHubClient, GitHubError};
 pub use types::{
     GitHubRunner, JitConfig, JobsPage, RegistrationToken, RunsPage, WorkflowJob, WorkflowRun,

@@ -17,16 +17,37 @@ use super::registry::RunnerView;
 use super::request::BatchPlan;
 use super::{Fleet, FleetError};
 use crate::config::RegistrationMode;
+use crate::github::DeleteOutcome;
 use crate::docker::{ContainerSpec, DockerError, RunnerContainer, RunnerLabels};
 use crate::scope::Scope;
 
 /// Length of the random part of a runner's name.
 const SUFFIX_LEN: usize = 10;
 
+/// Registrations tried per runner: a second one only after GitHub
+/// confirmed that the first left nothing behind.
+const REGISTRATION_ATTEMPTS: u32 = 2;
+
 /// A runner whose container has started.
 #[derive(Debug)]
 struct Created {
     container: RunnerContainer,
+}
+
+/// What GitHub gave for one runner: its container's environment (secret:
+/// the JIT configuration or a registration token) and, in JIT mode, its id.
+struct Registration {
+    env: Vec<String>,
+    github_runner_id: Option<i64>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The environment holds the runner's credentials: never printed.
+        f.debug_struct("Registration")
+            .field("github_runner_id", &self.github_runner_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fleet {
@@ -48,8 +69,11 @@ impl Fleet {
                 })?;
         self.ensure_image(&plan.image).await?;
 
-        let names: Vec<String> = (0..plan.count).map(|_| self.new_runner_name()).collect();
-        let outcomes = join_all(names.iter().map(|name| self.create_one(name, &plan))).await;
+        let attempts = join_all((0..plan.count).map(|_| self.create_one(&plan))).await;
+        // The names the runners ended up with (a lost answer means a new name).
+        let names: Vec<String> = attempts.iter().map(|(name, _)| name.clone()).collect();
+        let outcomes: Vec<Result<Created, FleetError>> =
+            attempts.into_iter().map(|(_, outcome)| outcome).collect();
 
         let failed = outcomes.iter().position(Result::is_err);
         let mut created = Vec::new();
@@ -111,9 +135,49 @@ impl Fleet {
         format!("{}-{suffix}", self.config.runner_name_prefix)
     }
 
-    /// Creates one runner; on failure, undoes its own partial work.
-    async fn create_one(&self, name: &str, plan: &BatchPlan) -> Result<Created, FleetError> {
-        self.registry.begin_create(name);
+    /// Creates one runner under a new name; on failure, undoes its own
+    /// partial work. Returns the name it used last (marked in flight; the
+    /// caller ends it) with the outcome.
+    ///
+    /// A registration whose answer was lost (timeout, dropped connection,
+    /// 5xx) or that GitHub says exists already (409) is never simply sent
+    /// again: the runner is looked up by name and deleted if GitHub made it
+    /// (its JIT configuration never reached us, so no container can use it),
+    /// and only then is one more attempt made under a fresh name. When
+    /// GitHub cannot tell, the create fails and the registration, offline
+    /// and without a container, is an orphan for the next reconcile pass.
+    async fn create_one(&self, plan: &BatchPlan) -> (String, Result<Created, FleetError>) {
+        let mut name = self.new_runner_name();
+        let mut attempt = 1;
+        loop {
+            self.registry.begin_create(&name);
+            let env = match self.register(&name, plan).await {
+                Ok(env) => env,
+                Err(error)
+                    if attempt < REGISTRATION_ATTEMPTS
+                        && self.resolve_failed_registration(&name, plan, &error).await =>
+                {
+                    warn!(runner = %name, error = %error, "registration answer lost; GitHub holds no runner by that name now; trying once more under a new name");
+                    self.registry.end_create(&name);
+                    name = self.new_runner_name();
+                    attempt += 1;
+                    continue;
+                }
+                Err(error) => return (name, Err(error.into())),
+            };
+            let outcome = self.start_registered(&name, plan, env).await;
+            return (name, outcome);
+        }
+    }
+
+    /// Registers `name` with GitHub: the runner's environment (its JIT
+    /// configuration, or a registration token and its settings) and the
+    /// registration's id in JIT mode.
+    async fn register(
+        &self,
+        name: &str,
+        plan: &BatchPlan,
+    ) -> Result<Registration, crate::github::GitHubError> {
         let mut env = Vec::new();
         let mut github_runner_id = None;
         match self.config.runner_registration {
@@ -140,6 +204,64 @@ impl Fleet {
                 ));
             }
         }
+        Ok(Registration {
+            env,
+            github_runner_id,
+        })
+    }
+
+    /// After a failed registration of `name`: whether GitHub now certainly
+    /// holds no runner by that name (none was made, or the one made was
+    /// deleted), so that another attempt cannot leave a second registration.
+    async fn resolve_failed_registration(
+        &self,
+        name: &str,
+        plan: &BatchPlan,
+        error: &crate::github::GitHubError,
+    ) -> bool {
+        use crate::github::GitHubError;
+        let ambiguous =
+            error.answer_may_be_lost() || matches!(error, GitHubError::Conflict(_));
+        if !ambiguous {
+            return false;
+        }
+        if self.config.runner_registration == RegistrationMode::Token {
+            // A registration token whose answer was lost registers nothing;
+            // it expires unused within the hour.
+            return !matches!(error, GitHubError::Conflict(_));
+        }
+        match self.github.find_runner_by_name(&plan.scope, name).await {
+            Ok(None) => true,
+            Ok(Some(runner)) => match self.github.delete_runner(&plan.scope, runner.id).await {
+                Ok(DeleteOutcome::Deleted | DeleteOutcome::AlreadyGone) => {
+                    info!(runner = %name, github_runner_id = runner.id, "deleted the registration whose answer was lost");
+                    true
+                }
+                Ok(DeleteOutcome::Busy) => false,
+                Err(e) => {
+                    warn!(runner = %name, error = %e, "could not delete a registration whose answer was lost; the reconciler will");
+                    false
+                }
+            },
+            Err(e) => {
+                warn!(runner = %name, error = %e, "could not tell whether GitHub registered a runner whose answer was lost; the reconciler will look again");
+                false
+            }
+        }
+    }
+
+    /// Creates and starts the container of a registered runner; on failure
+    /// deregisters it and removes what was made.
+    async fn start_registered(
+        &self,
+        name: &str,
+        plan: &BatchPlan,
+        registration: Registration,
+    ) -> Result<Created, FleetError> {
+        let Registration {
+            mut env,
+            github_runner_id,
+        } = registration;
         env.extend(self.config.runner_env.iter().cloned());
         let record = RunnerLabels {
             name: name.to_owned(),

@@ -9,13 +9,15 @@ use crate::helpers::TestEnv;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_500s_during_a_batch_roll_everything_back() {
     let env = TestEnv::start().await;
-    // The three JIT calls of the batch run side by side: 7 faults fail all
-    // first and second attempts and one third attempt, so exactly one runner
-    // fails after its bounded retries while two succeed and must be rolled back.
+    // A POST is never repeated blindly: after a 500, the runner is looked up
+    // by name, and only when GitHub holds none is one more registration
+    // tried under a new name. The three JIT calls of the batch run side by
+    // side: 4 faults fail all three first attempts and one second attempt,
+    // so exactly one runner fails while two succeed and must be rolled back.
     let (status, _) = env
         .sim_post(
             "/_sim/faults",
-            json!({"path_prefix": "/repos/acme/app/actions/runners/generate-jitconfig", "status": 500, "count": 7}),
+            json!({"path_prefix": "/repos/acme/app/actions/runners/generate-jitconfig", "status": 500, "count": 4}),
         )
         .await;
     assert!(status < 300);
@@ -28,12 +30,13 @@ async fn github_500s_during_a_batch_roll_everything_back() {
         "{message}"
     );
     env.wait_nothing_left(Duration::from_secs(15)).await;
-    // Bounded retries: at most 3 attempts per runner.
+    // Two registrations per runner at most, each second one after a lookup.
+    assert_eq!(env.jit_calls().await, 6);
     let stats = env.sim_get("/_sim/stats").await;
-    let jit = stats["api_calls"]["POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig"]
+    let lookups = stats["api_calls"]["GET /repos/{owner}/{repo}/actions/runners"]
         .as_i64()
-        .unwrap();
-    assert!(jit <= 9, "{stats}");
+        .unwrap_or(0);
+    assert!(lookups >= 3, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
