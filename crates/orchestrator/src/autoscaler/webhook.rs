@@ -1,8 +1,10 @@
 //! GitHub webhook deliveries: the signature check (HMAC-SHA256 over the raw
-//! body, compared in constant time) and the `workflow_job` payload.
+//! body, compared in constant time), the two ways GitHub encodes a payload
+//! (the webhook's *Content type* setting), and the `workflow_job` payload.
 
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sha2::Sha256;
 
 use crate::github::WorkflowJob;
@@ -21,6 +23,64 @@ pub fn signature_is_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> b
     mac.update(body);
     // `verify_slice` compares in constant time.
     mac.verify_slice(&given).is_ok()
+}
+
+/// How a delivery's body carries its JSON payload. GitHub's webhook setting
+/// *Content type* chooses; a new webhook defaults to the form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// `application/json`: the body is the payload.
+    Json,
+    /// `application/x-www-form-urlencoded`: the payload is the body's
+    /// percent-encoded `payload` field.
+    Form,
+}
+
+impl PayloadFormat {
+    /// Reads a `Content-Type` value (parameters such as `charset` allowed);
+    /// `None` for any other media type, or none at all.
+    pub fn from_content_type(value: Option<&str>) -> Option<Self> {
+        let media: mime::Mime = value?.parse().ok()?;
+        match (media.type_(), media.subtype()) {
+            (mime::APPLICATION, mime::JSON) => Some(PayloadFormat::Json),
+            (mime::APPLICATION, mime::WWW_FORM_URLENCODED) => Some(PayloadFormat::Form),
+            _ => None,
+        }
+    }
+
+    /// Decodes a payload of type `T` from a body in this format. Only after
+    /// the signature was checked over the body as sent.
+    ///
+    /// # Errors
+    ///
+    /// [`PayloadError`] when the form has no `payload` field or the JSON is
+    /// not a `T`.
+    pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, PayloadError> {
+        match self {
+            PayloadFormat::Json => Ok(serde_json::from_slice(body)?),
+            PayloadFormat::Form => {
+                let form: FormBody = serde_urlencoded::from_bytes(body)?;
+                Ok(serde_json::from_str(&form.payload)?)
+            }
+        }
+    }
+}
+
+/// A form-encoded delivery: the JSON payload in one field.
+#[derive(Debug, Deserialize)]
+struct FormBody {
+    payload: String,
+}
+
+/// Why a signed delivery's payload could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    /// The form body is not URL-encoded or has no `payload` field.
+    #[error("unreadable form body (GitHub puts the JSON in its `payload` field): {0}")]
+    Form(#[from] serde_urlencoded::de::Error),
+    /// The JSON is not what the event should carry.
+    #[error("unreadable JSON payload: {0}")]
+    Json(#[from] serde_json::Error),
 }
 
 /// A `workflow_job` delivery, as far as we use it.
@@ -44,6 +104,74 @@ pub struct EventRepository {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const JOB: &str = r#"{"action":"queued","workflow_job":{"id":7,"status":"queued","labels":["self-hosted","linux"]},"repository":{"full_name":"acme/app"}}"#;
+
+    #[test]
+    fn both_of_githubs_content_types_are_read_with_or_without_parameters() {
+        use PayloadFormat::{Form, Json};
+        for (value, format) in [
+            ("application/json", Some(Json)),
+            ("application/json; charset=utf-8", Some(Json)),
+            ("Application/JSON;charset=UTF-8", Some(Json)),
+            ("application/x-www-form-urlencoded", Some(Form)),
+            (
+                "application/x-www-form-urlencoded; charset=utf-8",
+                Some(Form),
+            ),
+            ("text/plain", None),
+            ("application/jsonp", None),
+            ("multipart/form-data; boundary=x", None),
+            ("", None),
+            ("not a media type", None),
+        ] {
+            assert_eq!(
+                PayloadFormat::from_content_type(Some(value)),
+                format,
+                "{value}"
+            );
+        }
+        assert_eq!(PayloadFormat::from_content_type(None), None);
+    }
+
+    #[test]
+    fn a_form_delivery_decodes_to_the_same_payload_as_json() {
+        let from_json: WorkflowJobEvent = PayloadFormat::Json.decode(JOB.as_bytes()).unwrap();
+        let form = serde_urlencoded::to_string([("payload", JOB)]).unwrap();
+        assert!(form.starts_with("payload=%7B%22action%22"), "{form}");
+        let from_form: WorkflowJobEvent = PayloadFormat::Form.decode(form.as_bytes()).unwrap();
+        for event in [from_json, from_form] {
+            assert_eq!(event.action, "queued");
+            assert_eq!(event.workflow_job.id, 7);
+            assert_eq!(event.workflow_job.labels, ["self-hosted", "linux"]);
+            assert_eq!(event.repository.full_name, "acme/app");
+        }
+    }
+
+    #[test]
+    fn a_form_without_a_payload_or_with_bad_json_is_refused() {
+        let missing = PayloadFormat::Form
+            .decode::<WorkflowJobEvent>(b"other=1")
+            .unwrap_err();
+        assert!(matches!(missing, PayloadError::Form(_)), "{missing}");
+        assert!(missing.to_string().contains("payload"), "{missing}");
+        let bad_json = PayloadFormat::Form
+            .decode::<WorkflowJobEvent>(b"payload=%7Bnope")
+            .unwrap_err();
+        assert!(matches!(bad_json, PayloadError::Json(_)), "{bad_json}");
+        // A JSON body sent as a form, or a form body sent as JSON, is unreadable.
+        assert!(
+            PayloadFormat::Form
+                .decode::<WorkflowJobEvent>(JOB.as_bytes())
+                .is_err()
+        );
+        let form = serde_urlencoded::to_string([("payload", JOB)]).unwrap();
+        assert!(
+            PayloadFormat::Json
+                .decode::<WorkflowJobEvent>(form.as_bytes())
+                .is_err()
+        );
+    }
 
     #[test]
     fn githubs_published_vector_verifies() {
