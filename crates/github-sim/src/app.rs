@@ -1,10 +1,13 @@
 //! Shared application state and the router that puts every surface together.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use axum::middleware;
+use axum::response::Response;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
@@ -20,8 +23,10 @@ pub(crate) struct AppState {
     pub(crate) world: Arc<Mutex<World>>,
     /// Accepted tokens; callers are identified by index, never by value.
     pub(crate) tokens: Arc<Vec<SecretString>>,
-    /// Base URL written into JIT configurations.
+    /// The simulator's public base URL: written into JIT configurations and `Link` headers.
     pub(crate) public_url: Arc<str>,
+    /// GitHub-surface requests in flight (the secondary limit on concurrency counts them).
+    pub(crate) in_flight: Arc<AtomicUsize>,
     /// Longest a runner poll is held.
     pub(crate) poll_max: Duration,
     /// Fires at shutdown so long polls return at once.
@@ -43,6 +48,22 @@ fn github_routes() -> Router<AppState> {
         .merge(routes::meta::router())
 }
 
+/// GitHub labels its JSON `application/json; charset=utf-8`; axum's `Json` says only
+/// `application/json`. One rewrite for every answer, errors included.
+async fn json_charset(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v == "application/json")
+    {
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
+    }
+    response
+}
+
 /// The whole application: GitHub's surface (authenticated, rate limited, faultable),
 /// `/_sim` (control API) and `/_runner` (runner protocol).
 pub(crate) fn app(state: AppState) -> Router {
@@ -58,5 +79,6 @@ pub(crate) fn app(state: AppState) -> Router {
         .nest("/_sim", routes::control::router())
         .nest("/_runner", routes::runner_protocol::router())
         .merge(github)
+        .layer(middleware::map_response(json_charset))
         .with_state(state)
 }

@@ -1,9 +1,12 @@
 //! Command-line and environment configuration of the simulator (`SimConfig`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 use secrecy::SecretString;
+
+use crate::settings::WebhookContentType;
 
 /// Everything the simulator needs at start-up; every flag also reads an environment variable.
 #[derive(Parser, Clone, Debug)]
@@ -17,9 +20,11 @@ pub struct SimConfig {
     #[arg(long, env = "SIM_LISTEN", default_value = "127.0.0.1:9000")]
     pub listen: SocketAddr,
 
-    /// Base URL that runner stand-ins (e.g. in containers) use to reach the simulator.
-    /// Defaults to `http://<listen>` (127.0.0.1 when listening on an unspecified address).
-    /// `{port}` is replaced by the bound port (useful with port 0).
+    /// Base URL of the simulator as clients and runner stand-ins (e.g. in containers) reach
+    /// it: written into JIT configurations, `url` fields and `Link` headers, like
+    /// `https://api.github.com` on github.com. Defaults to `http://<listen>` (`https://` with
+    /// TLS; 127.0.0.1 when listening on an unspecified address). `{port}` is replaced by the
+    /// bound port (useful with port 0).
     #[arg(long, env = "SIM_PUBLIC_URL")]
     pub public_url: Option<String>,
 
@@ -40,13 +45,51 @@ pub struct SimConfig {
     #[arg(long, env = "SIM_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
 
-    /// Secret used to sign webhook deliveries (`X-Hub-Signature-256`).
+    /// Secret used to sign webhook deliveries (`X-Hub-Signature-256` and `X-Hub-Signature`).
     #[arg(long, env = "SIM_WEBHOOK_SECRET", hide_env_values = true, value_parser = parse_secret)]
     pub webhook_secret: Option<SecretString>,
 
-    /// Primary rate-limit budget per token per hour.
+    /// How webhook bodies are encoded: `json`, or `form` (`payload=<JSON>`, form-encoded).
+    /// Changeable at run time (`PATCH /_sim/settings`).
+    #[arg(
+        long,
+        env = "SIM_WEBHOOK_CONTENT_TYPE",
+        value_enum,
+        default_value = "json"
+    )]
+    pub webhook_content_type: WebhookContentType,
+
+    /// Primary rate-limit budget of the `core` bucket, per token per hour.
     #[arg(long, env = "SIM_RATE_LIMIT_PER_HOUR", default_value_t = 5000)]
     pub rate_limit_per_hour: u64,
+
+    /// Budget of the `actions_runner_registration` bucket (generate-jitconfig and
+    /// registration-token), per token per hour.
+    #[arg(
+        long,
+        env = "SIM_REGISTRATION_RATE_LIMIT_PER_HOUR",
+        default_value_t = 10_000
+    )]
+    pub registration_rate_limit_per_hour: u64,
+
+    /// Secondary rate limit: GitHub-surface requests allowed in flight at once; a request
+    /// beyond it gets 403 with `retry-after`. 0 = no limit.
+    #[arg(long, env = "SIM_MAX_CONCURRENT_REQUESTS", default_value_t = 0)]
+    pub max_concurrent_requests: u64,
+
+    /// Run listings filtered by `status` answer as of this many seconds ago, as GitHub's
+    /// search-backed listing lags behind. 0 = always current.
+    #[arg(long, env = "SIM_RUN_LISTING_LAG_SECONDS", default_value_t = 0)]
+    pub run_listing_lag_seconds: u64,
+
+    /// PEM certificate chain to serve HTTPS with (with `--tls-key-file`); the simulator then
+    /// serves HTTPS only, like a GitHub Enterprise Server behind a private CA.
+    #[arg(long, env = "SIM_TLS_CERT_FILE", requires = "tls_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert-file`.
+    #[arg(long, env = "SIM_TLS_KEY_FILE", requires = "tls_cert_file")]
+    pub tls_key_file: Option<PathBuf>,
 
     /// A connected runner that has not polled for this long goes offline (its job fails).
     #[arg(long, env = "SIM_RUNNER_OFFLINE_AFTER_MS", default_value_t = 3000)]
@@ -59,7 +102,12 @@ fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
 
 impl SimConfig {
     /// A configuration for in-process tests: listens on `listen`, accepts the token
-    /// `test-token`, 5000 requests per hour, no owners (push into `repos`/`orgs`), no webhooks.
+    /// `test-token`, 5000 core and 10000 registration requests per hour, no owners (push
+    /// into `repos`/`orgs`), no webhooks, plain HTTP, no listing lag, no concurrency limit.
+    ///
+    /// For HTTPS, set [`SimConfig::tls_cert_file`] and [`SimConfig::tls_key_file`] to PEM
+    /// files (e.g. a leaf for `127.0.0.1`/`localhost` signed by a CA the test makes with
+    /// `rcgen`); [`crate::RunningSim::url`] is then `https://…` and clients must trust that CA.
     pub fn for_tests(listen: SocketAddr) -> Self {
         Self {
             listen,
@@ -69,7 +117,13 @@ impl SimConfig {
             repos: Vec::new(),
             webhook_url: None,
             webhook_secret: None,
+            webhook_content_type: WebhookContentType::Json,
             rate_limit_per_hour: 5000,
+            registration_rate_limit_per_hour: 10_000,
+            max_concurrent_requests: 0,
+            run_listing_lag_seconds: 0,
+            tls_cert_file: None,
+            tls_key_file: None,
             runner_offline_after_ms: 3000,
         }
     }
@@ -99,6 +153,30 @@ mod tests {
         assert_eq!(config.repos, ["o/r"]);
         assert_eq!(config.orgs, ["acme"]);
         assert_eq!(config.rate_limit_per_hour, 5000);
+        assert_eq!(config.registration_rate_limit_per_hour, 10_000);
+        assert_eq!(config.webhook_content_type, WebhookContentType::Json);
         assert!(!format!("{config:?}").contains("\"a\""));
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs() {
+        let base = ["github-sim", "--listen", "127.0.0.1:0"];
+        let only_cert = [&base[..], &["--tls-cert-file", "c.pem"]].concat();
+        assert!(SimConfig::try_parse_from(only_cert).is_err());
+        let both = [
+            &base[..],
+            &["--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"],
+            &[
+                "--webhook-content-type",
+                "form",
+                "--run-listing-lag-seconds",
+                "3",
+            ],
+        ]
+        .concat();
+        let config = SimConfig::try_parse_from(both).unwrap();
+        assert_eq!(config.tls_key_file, Some(PathBuf::from("k.pem")));
+        assert_eq!(config.webhook_content_type, WebhookContentType::Form);
+        assert_eq!(config.run_listing_lag_seconds, 3);
     }
 }

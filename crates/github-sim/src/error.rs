@@ -1,4 +1,4 @@
-//! GitHub-shaped error responses (`{"message", "documentation_url", "errors"?}`).
+//! GitHub-shaped error responses (`{"message", "documentation_url", "status", "errors"?}`).
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,8 @@ pub struct GitHubError {
 struct Body<'a> {
     message: &'a str,
     documentation_url: &'a str,
+    /// The HTTP status as a string, as GitHub now adds it (`"404"`).
+    status: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a [String]>,
 }
@@ -87,6 +89,7 @@ impl IntoResponse for GitHubError {
         let body = Body {
             message: &self.message,
             documentation_url: &self.documentation_url,
+            status: self.status.as_str(),
             errors: self.errors.as_deref(),
         };
         let mut response = (self.status, axum::Json(body)).into_response();

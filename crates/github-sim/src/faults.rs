@@ -1,25 +1,46 @@
-//! Injected faults: the next N matching GitHub-surface requests fail or are delayed.
+//! Injected faults: the next N matching GitHub-surface requests fail, are delayed, or lose
+//! their connection, either before the request is applied or after (its answer is lost).
 
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{DOCS_SECONDARY_RATE, GitHubError};
 
+/// When a fault strikes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FaultMode {
+    /// Before the request is handled: it has no effect.
+    #[default]
+    Before,
+    /// After the request is handled (e.g. the runner is registered): only its answer is
+    /// lost, replaced by `status`, held for `delay_ms`, or cut off (`drop`).
+    After,
+}
+
 /// A fault as posted to `POST /_sim/faults`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct FaultSpec {
     /// Matches request paths starting with this (with or without the `/api/v3` prefix).
     pub(crate) path_prefix: String,
     /// Only this method (case-insensitive), when given.
     #[serde(default)]
     pub(crate) method: Option<String>,
-    /// Status to answer; absent ⇒ only delay.
+    /// Before or after the request is applied.
+    #[serde(default)]
+    pub(crate) mode: FaultMode,
+    /// Status to answer instead; absent ⇒ only delay or drop.
     #[serde(default)]
     pub(crate) status: Option<u16>,
+    /// Close the connection with no answer at all (the client sees a transport error).
+    #[serde(default)]
+    pub(crate) drop: bool,
     /// How many matching requests are affected.
     #[serde(default = "one")]
     pub(crate) count: u32,
-    /// Delay before answering (or before handling normally).
+    /// Delay before answering (mode `before`: before handling; mode `after`: the real
+    /// answer, or the `status`/`drop`, comes this much later).
     #[serde(default)]
     pub(crate) delay_ms: Option<u64>,
     /// `retry-after` seconds for 403/429 (default 1).
@@ -56,8 +77,15 @@ impl FaultSpec {
         {
             return Err("status must be between 400 and 599".to_owned());
         }
-        if self.status.is_none() && self.delay_ms.is_none() {
-            return Err("give a status, a delay_ms, or both".to_owned());
+        if self.drop && self.status.is_some() {
+            return Err(
+                "drop closes the connection with no answer: give no status with it".to_owned(),
+            );
+        }
+        if self.status.is_none() && self.delay_ms.is_none() && !self.drop {
+            return Err(
+                "give a status, a delay_ms, drop: true, or a status with a delay_ms".to_owned(),
+            );
         }
         if self.count == 0 {
             return Err("count must be at least 1".to_owned());
@@ -107,6 +135,22 @@ impl Faults {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drop_goes_alone_and_unknown_fields_are_refused() {
+        let parse = |text: &str| {
+            serde_json::from_str::<FaultSpec>(text)
+                .map_err(|e| e.to_string())
+                .and_then(|spec| spec.validate().map(|()| spec))
+        };
+        assert!(parse(r#"{"path_prefix":"/x","drop":true}"#).is_ok());
+        let after = parse(r#"{"path_prefix":"/x","mode":"after","drop":true}"#).unwrap();
+        assert_eq!(after.mode, FaultMode::After);
+        assert!(parse(r#"{"path_prefix":"/x","mode":"after","drop":true,"status":502}"#).is_err());
+        assert!(parse(r#"{"path_prefix":"/x","mode":"later","status":502}"#).is_err());
+        assert!(parse(r#"{"path_prefix":"/x","mode":"after"}"#).is_err());
+        assert!(parse(r#"{"path_prefix":"/x","stauts":502}"#).is_err());
+    }
 
     #[test]
     fn counts_down_and_matches_ghes_paths() {

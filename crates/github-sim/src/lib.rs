@@ -23,6 +23,7 @@
 mod app;
 mod auth;
 pub mod config;
+mod connection;
 mod error;
 mod faults;
 mod github_json;
@@ -31,13 +32,16 @@ pub mod protocol;
 mod rate_limit;
 mod routes;
 mod server;
+pub mod settings;
 pub mod stand_in;
 mod surface;
 pub mod telemetry;
+mod tls;
 pub mod webhooks;
 mod world;
 
 pub use config::SimConfig;
 pub use error::GitHubError;
 pub use server::{RunningSim, spawn};
-pub use webhooks::sign_webhook;
+pub use settings::WebhookContentType;
+pub use webhooks::{sign_webhook, sign_webhook_sha1};

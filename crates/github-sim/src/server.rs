@@ -2,6 +2,7 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{AppState, app};
 use crate::config::SimConfig;
+use crate::connection::{ConnectionHandle, SimListener};
+use crate::settings::Settings;
+use crate::tls;
 use crate::webhooks::{Outbox, deliver_all};
 use crate::world::World;
 
@@ -18,6 +22,8 @@ use crate::world::World;
 #[derive(Debug)]
 pub struct RunningSim {
     addr: SocketAddr,
+    /// `https` when serving TLS, else `http`.
+    scheme: &'static str,
     public_url: String,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -29,12 +35,19 @@ impl RunningSim {
         self.addr
     }
 
-    /// The API base URL, `http://ADDR` (the GHES form is this plus `/api/v3`).
+    /// The API base URL, `http://ADDR`, or `https://ADDR` when serving TLS (the GHES form is
+    /// this plus `/api/v3`).
     pub fn url(&self) -> String {
-        format!("http://{}", reachable(self.addr))
+        format!("{}://{}", self.scheme, reachable(self.addr))
     }
 
-    /// The URL runner stand-ins use (from `--public-url`, else [`RunningSim::url`]).
+    /// Whether the simulator serves HTTPS (with `tls_cert_file`/`tls_key_file`).
+    pub fn is_tls(&self) -> bool {
+        self.scheme == "https"
+    }
+
+    /// The public base URL: runner stand-ins use it, and it is the base of `url` fields and
+    /// `Link` headers (from `--public-url`, else [`RunningSim::url`]).
     pub fn public_url(&self) -> String {
         self.public_url.clone()
     }
@@ -61,14 +74,27 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-/// Binds `config.listen` and serves the simulator in background tasks.
+/// Binds `config.listen` and serves the simulator in background tasks: HTTPS only when
+/// `tls_cert_file` and `tls_key_file` are set, else HTTP.
 ///
 /// # Errors
-/// The address cannot be bound, or a `--repo`/`--org` value is malformed (`InvalidInput`).
+/// The address cannot be bound, a `--repo`/`--org` value is malformed, only one of the TLS
+/// files is given, or they cannot be read or do not fit (`InvalidInput`).
 pub async fn spawn(config: SimConfig) -> io::Result<RunningSim> {
+    let acceptor = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "give both tls_cert_file and tls_key_file, or neither",
+            ));
+        }
+    };
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let api_url = format!("http://{}", reachable(addr));
+    let api_url = format!("{scheme}://{}", reachable(addr));
     let public_url = config.public_url.as_deref().map_or_else(
         || api_url.clone(),
         |u| {
@@ -86,8 +112,8 @@ pub async fn spawn(config: SimConfig) -> io::Result<RunningSim> {
     let mut world = World::new(
         &config.orgs,
         &config.repos,
-        config.rate_limit_per_hour,
-        api_url,
+        Settings::from_config(&config),
+        public_url.clone(),
         outbox,
     )
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -101,14 +127,20 @@ pub async fn spawn(config: SimConfig) -> io::Result<RunningSim> {
         world: world.clone(),
         tokens: Arc::new(config.tokens.clone()),
         public_url: public_url.clone().into(),
+        in_flight: Arc::new(AtomicUsize::new(0)),
         poll_max: (offline_after / 2).min(Duration::from_secs(5)),
         cancel: cancel.clone(),
     };
 
+    let listener = match acceptor {
+        Some(acceptor) => SimListener::tls(listener, acceptor)?,
+        None => SimListener::Plain(listener),
+    };
     let mut tasks = Vec::new();
     let shutdown = cancel.clone();
     tasks.push(tokio::spawn(async move {
-        let served = axum::serve(listener, app(state))
+        let service = app(state).into_make_service_with_connect_info::<ConnectionHandle>();
+        let served = axum::serve(listener, service)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
         if let Err(error) = served {
@@ -143,6 +175,7 @@ pub async fn spawn(config: SimConfig) -> io::Result<RunningSim> {
     tracing::info!(%addr, %public_url, "github-sim started");
     Ok(RunningSim {
         addr,
+        scheme,
         public_url,
         cancel,
         tasks,

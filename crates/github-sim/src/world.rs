@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use crate::faults::Faults;
 use crate::protocol::{AssignedJob, RunnerMessage};
 use crate::rate_limit::RateLimiter;
+use crate::settings::Settings;
 use crate::webhooks::{Outbox, WebhookControl};
 
 /// Id of the runner group every repository and organization has.
@@ -99,6 +100,7 @@ pub(crate) enum JobStatus {
 }
 
 impl JobStatus {
+    /// GitHub's name of the status.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Queued => "queued",
@@ -127,6 +129,22 @@ pub(crate) struct Job {
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) started_at: Option<DateTime<Utc>>,
     pub(crate) completed_at: Option<DateTime<Utc>>,
+}
+
+impl Job {
+    /// Status and conclusion the job had at `at`; `None` when it did not exist yet. Derived
+    /// from its timestamps, so any past moment can be answered.
+    pub(crate) fn state_at(&self, at: DateTime<Utc>) -> Option<(JobStatus, Option<String>)> {
+        if self.completed_at.is_some_and(|t| t <= at) {
+            Some((JobStatus::Completed, self.conclusion.clone()))
+        } else if self.started_at.is_some_and(|t| t <= at) {
+            Some((JobStatus::InProgress, None))
+        } else if self.created_at <= at {
+            Some((JobStatus::Queued, None))
+        } else {
+            None
+        }
+    }
 }
 
 /// A workflow run: a group of jobs.
@@ -206,11 +224,13 @@ pub(crate) struct World {
     next_run_id: u64,
     next_label_id: u64,
     pub(crate) rate: RateLimiter,
+    /// What `PATCH /_sim/settings` may change at run time.
+    pub(crate) settings: Settings,
     pub(crate) faults: Faults,
     pub(crate) stats: Stats,
     pub(crate) webhooks: WebhookControl,
     pub(crate) outbox: Outbox,
-    /// API base URL used in `url` fields.
+    /// The simulator's public base URL, used in `url` fields (like `https://api.github.com`).
     pub(crate) api_url: String,
 }
 
@@ -235,7 +255,7 @@ impl World {
     pub(crate) fn new(
         orgs: &[String],
         repos: &[String],
-        rate_limit_per_hour: u64,
+        settings: Settings,
         api_url: String,
         outbox: Outbox,
     ) -> Result<Self, String> {
@@ -252,7 +272,8 @@ impl World {
             next_job_id: 500_001,
             next_run_id: 9_000_001,
             next_label_id: 1,
-            rate: RateLimiter::new(rate_limit_per_hour),
+            rate: RateLimiter::default(),
+            settings,
             faults: Faults::default(),
             stats: Stats::default(),
             webhooks: WebhookControl::default(),
@@ -707,16 +728,31 @@ impl World {
         }
     }
 
-    /// Status of a run derived from its jobs, and its conclusion when completed.
-    pub(crate) fn run_status(&self, run: &Run) -> (JobStatus, Option<String>) {
-        let jobs: Vec<&Job> = run.jobs.iter().filter_map(|id| self.jobs.get(id)).collect();
-        if jobs.iter().all(|j| j.status == JobStatus::Completed) {
+    /// Status of a run derived from its jobs, and its conclusion when completed: as it is
+    /// now, or as it was at `as_of` (jobs created later do not count).
+    pub(crate) fn run_status(
+        &self,
+        run: &Run,
+        as_of: Option<DateTime<Utc>>,
+    ) -> (JobStatus, Option<String>) {
+        let jobs: Vec<(JobStatus, Option<String>)> = run
+            .jobs
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .filter_map(|j| match as_of {
+                None => Some((j.status, j.conclusion.clone())),
+                Some(at) => j.state_at(at),
+            })
+            .collect();
+        if jobs.is_empty() {
+            (JobStatus::Queued, None)
+        } else if jobs.iter().all(|(s, _)| *s == JobStatus::Completed) {
             let conclusion = ["failure", "timed_out", "cancelled", "neutral", "skipped"]
                 .into_iter()
-                .find(|c| jobs.iter().any(|j| j.conclusion.as_deref() == Some(*c)))
+                .find(|c| jobs.iter().any(|(_, j)| j.as_deref() == Some(*c)))
                 .unwrap_or("success");
             (JobStatus::Completed, Some(conclusion.to_owned()))
-        } else if jobs.iter().all(|j| j.status == JobStatus::Queued) {
+        } else if jobs.iter().all(|(s, _)| *s == JobStatus::Queued) {
             (JobStatus::Queued, None)
         } else {
             (JobStatus::InProgress, None)
@@ -729,10 +765,11 @@ mod tests {
     use super::*;
 
     fn world() -> World {
+        let config = crate::SimConfig::for_tests(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
         World::new(
             &["acme".to_owned()],
             &["acme/app".to_owned(), "alice/tool".to_owned()],
-            5000,
+            Settings::from_config(&config),
             "http://sim".to_owned(),
             Outbox::disabled(),
         )
@@ -805,5 +842,26 @@ mod tests {
             Err(ConnectError::AlreadyUsed)
         ));
         assert!(matches!(w.connect(r, "nope"), Err(ConnectError::BadSecret)));
+    }
+
+    #[test]
+    fn a_run_status_can_be_read_as_of_a_past_moment() {
+        let mut w = world();
+        let (id, run_id) = w.create_job(job("acme/app", &["x"])).unwrap();
+        let created = w.jobs[&id].created_at;
+        let second = chrono::Duration::seconds(1);
+        let job = w.jobs.get_mut(&id).unwrap();
+        job.status = JobStatus::Completed;
+        job.conclusion = Some("failure".into());
+        job.started_at = Some(created + second);
+        job.completed_at = Some(created + second * 2);
+        let run = w.runs[&run_id].clone();
+        let at = |s: i32| Some(created + second * s);
+        assert_eq!(w.run_status(&run, at(0)), (JobStatus::Queued, None));
+        assert_eq!(w.run_status(&run, at(1)), (JobStatus::InProgress, None));
+        let failed = (JobStatus::Completed, Some("failure".to_owned()));
+        assert_eq!(w.run_status(&run, at(2)), failed);
+        assert_eq!(w.run_status(&run, None), failed);
+        assert_eq!(w.jobs[&id].state_at(created - second), None);
     }
 }

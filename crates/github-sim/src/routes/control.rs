@@ -1,4 +1,5 @@
-//! The control API under `/_sim` (no auth, not counted): jobs, runners, stats, faults, webhooks.
+//! The control API under `/_sim` (no auth, no `User-Agent` needed, not counted): jobs,
+//! runners, stats, faults, webhooks, settings.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -7,10 +8,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
 
 use crate::app::AppState;
 use crate::error::GitHubError;
 use crate::faults::{ActiveFault, FaultSpec};
+use crate::rate_limit::Resource;
 use crate::routes::GhJson;
 use crate::world::{Job, NewJob, World};
 
@@ -27,6 +30,8 @@ pub(crate) fn router() -> Router<AppState> {
             post(create_fault).get(list_faults).delete(clear_faults),
         )
         .route("/webhooks", post(control_webhooks).get(list_deliveries))
+        .route("/webhooks/redeliver", post(redeliver_webhook))
+        .route("/settings", get(get_settings).patch(patch_settings))
 }
 
 fn invalid(message: impl Into<String>) -> GitHubError {
@@ -174,17 +179,23 @@ async fn list_runners(State(state): State<AppState>) -> Json<Value> {
     Json(Value::Array(runners))
 }
 
-/// `GET /_sim/stats`.
+/// `GET /_sim/stats`: call counts, the first token's `core` budget (`rate_limit`) and all
+/// its buckets (`rate_limits`), requests in flight, webhook counters.
 async fn get_stats(State(state): State<AppState>) -> Json<Value> {
     let mut world = state.world();
-    let rate = world.rate.snapshot("token#0");
+    let rate = world.rate_snapshot("token#0", Resource::Core);
+    let registration = world.rate_snapshot("token#0", Resource::ActionsRunnerRegistration);
     let hooks = &world.webhooks;
     Json(json!({
         "api_calls_total": world.stats.api_calls_total,
         "api_calls": world.stats.api_calls,
         "not_modified": world.stats.not_modified,
+        "in_flight": state.in_flight.load(Ordering::SeqCst),
         "rate_limit": {"limit": rate.limit, "used": rate.used, "remaining": rate.remaining, "reset": rate.reset},
-        "webhooks": {"sent": hooks.sent, "failed": hooks.failed, "dropped": hooks.dropped, "duplicated": hooks.duplicated},
+        "rate_limits": {"core": rate.to_json(), "actions_runner_registration": registration.to_json()},
+        "webhooks": {"sent": hooks.sent, "failed": hooks.failed, "dropped": hooks.dropped,
+                     "duplicated": hooks.duplicated, "corrupted": hooks.corrupted,
+                     "redelivered": hooks.redelivered},
     }))
 }
 
@@ -215,11 +226,22 @@ async fn clear_faults(State(state): State<AppState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-/// `POST /_sim/webhooks` `{"drop_next": N}` and/or `{"duplicate_next": N}` → 200 with the switches.
+/// `POST /_sim/webhooks` with any of `{"drop_next": N, "duplicate_next": N,
+/// "corrupt_next": N}` → 200 with the switches.
 async fn control_webhooks(
     State(state): State<AppState>,
     GhJson(body): GhJson,
 ) -> Result<Json<Value>, GitHubError> {
+    const SWITCHES: [&str; 3] = ["drop_next", "duplicate_next", "corrupt_next"];
+    let Some(object) = body.as_object() else {
+        return Err(invalid("the body must be a JSON object"));
+    };
+    if let Some(unknown) = object.keys().find(|k| !SWITCHES.contains(&k.as_str())) {
+        return Err(invalid(format!(
+            "unknown switch {unknown:?}; known: {}",
+            SWITCHES.join(", ")
+        )));
+    }
     let read = |key: &str| match &body[key] {
         Value::Null => Ok(None),
         value => value
@@ -227,17 +249,62 @@ async fn control_webhooks(
             .map(Some)
             .ok_or_else(|| invalid(format!("{key} must be a non-negative integer"))),
     };
-    let (drop_next, duplicate_next) = (read("drop_next")?, read("duplicate_next")?);
+    let (drop_next, duplicate_next, corrupt_next) = (
+        read("drop_next")?,
+        read("duplicate_next")?,
+        read("corrupt_next")?,
+    );
     let mut world = state.world();
+    let hooks = &mut world.webhooks;
     if let Some(n) = drop_next {
-        world.webhooks.drop_next = n;
+        hooks.drop_next = n;
     }
     if let Some(n) = duplicate_next {
-        world.webhooks.duplicate_next = n;
+        hooks.duplicate_next = n;
     }
-    Ok(Json(
-        json!({"drop_next": world.webhooks.drop_next, "duplicate_next": world.webhooks.duplicate_next}),
-    ))
+    if let Some(n) = corrupt_next {
+        hooks.corrupt_next = n;
+    }
+    Ok(Json(json!({
+        "drop_next": hooks.drop_next,
+        "duplicate_next": hooks.duplicate_next,
+        "corrupt_next": hooks.corrupt_next,
+    })))
+}
+
+/// `POST /_sim/webhooks/redeliver` `{"delivery_id": "<guid>"}` → 202 with that delivery's
+/// first record; it is sent again (same body and `X-GitHub-Delivery`, fresh signatures)
+/// and logged with `redelivery: true`. 404 for an unknown id.
+async fn redeliver_webhook(
+    State(state): State<AppState>,
+    GhJson(body): GhJson,
+) -> Result<Response, GitHubError> {
+    let delivery_id = body["delivery_id"]
+        .as_str()
+        .ok_or_else(|| invalid("delivery_id must be a string (a delivery GUID)"))?;
+    let record = state
+        .world()
+        .redeliver(delivery_id)
+        .ok_or_else(GitHubError::not_found)?;
+    let view = serde_json::to_value(record).unwrap_or_default();
+    Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+}
+
+/// `GET /_sim/settings` → the runtime settings.
+async fn get_settings(State(state): State<AppState>) -> Json<Value> {
+    Json(state.world().settings.to_json())
+}
+
+/// `PATCH /_sim/settings` with any of the settings → 200 with all of them; 422 (nothing
+/// changed) for an unknown key or a bad value.
+async fn patch_settings(
+    State(state): State<AppState>,
+    GhJson(body): GhJson,
+) -> Result<Json<Value>, GitHubError> {
+    let mut world = state.world();
+    world.settings.patch(&body).map_err(invalid)?;
+    tracing::info!(settings = %world.settings.to_json(), "settings changed");
+    Ok(Json(world.settings.to_json()))
 }
 
 /// `GET /_sim/webhooks` → every delivery attempt, in order.

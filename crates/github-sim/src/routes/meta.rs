@@ -1,4 +1,4 @@
-//! `GET /rate_limit`: the caller's budget (not counted against it).
+//! `GET /rate_limit`: the caller's budgets, one per bucket (not counted against them).
 
 use axum::extract::{Extension, State};
 use axum::routing::get;
@@ -6,6 +6,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::app::AppState;
+use crate::rate_limit::Resource;
 use crate::surface::CallerKey;
 
 /// The rate-limit route.
@@ -13,12 +14,14 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/rate_limit", get(get_rate_limit))
 }
 
-/// `GET /rate_limit` → `{"resources": {"core": {...}}, "rate": {...}}`.
+/// `GET /rate_limit` → `rate-limit-overview`: `{"resources": {"core", "search",
+/// "actions_runner_registration", …}, "rate": <core>}`.
 async fn get_rate_limit(
     State(state): State<AppState>,
     Extension(CallerKey(key)): Extension<CallerKey>,
 ) -> Json<Value> {
-    let s = state.world().rate.snapshot(&key);
-    let core = json!({"limit": s.limit, "remaining": s.remaining, "reset": s.reset, "used": s.used, "resource": "core"});
-    Json(json!({"resources": {"core": core}, "rate": core}))
+    let mut world = state.world();
+    let resources = world.rate_resources(&key);
+    let core = world.rate_snapshot(&key, Resource::Core).to_json();
+    Json(json!({"resources": resources, "rate": core}))
 }

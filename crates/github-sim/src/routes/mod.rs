@@ -112,15 +112,14 @@ impl Page {
     }
 
     /// GitHub's `Link` header (`prev`, `next`, `last`, `first`), none for a single page.
-    pub(crate) fn link(&self, headers: &HeaderMap, uri: &Uri, total: usize) -> Option<String> {
+    /// Built on `base`, the simulator's public URL, and the request's full path
+    /// (`original`: with `/api/v3` when the request came under it).
+    pub(crate) fn link(&self, base: &str, original: &Uri, total: usize) -> Option<String> {
         let last = total.div_ceil(self.per_page).max(1);
         if last <= 1 && self.page <= 1 {
             return None;
         }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
+        let uri = original;
         let kept: Vec<&str> = uri
             .query()
             .unwrap_or_default()
@@ -131,7 +130,7 @@ impl Page {
             let mut query = kept.clone();
             let page = format!("page={page}");
             query.push(&page);
-            format!("<http://{host}{}?{}>", uri.path(), query.join("&"))
+            format!("<{base}{}?{}>", uri.path(), query.join("&"))
         };
         let mut links = Vec::new();
         if self.page > 1 {
@@ -155,21 +154,23 @@ pub(crate) fn query_map(uri: &Uri) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-/// A 200 JSON answer with a strong `ETag`, or 304 with no body when `If-None-Match` matches.
+/// A 200 JSON answer with a weak `ETag` (`W/"…"`, as api.github.com sends), or 304 with no
+/// body when `If-None-Match` names it, weak or strong (the weak comparison of RFC 9110).
 pub(crate) fn json_with_etag(
     request_headers: &HeaderMap,
     value: &Value,
     link: Option<String>,
 ) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
-    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+    let opaque = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+    let etag = format!("W/{opaque}");
     let matches = request_headers
         .get_all(header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().trim_start_matches("W/"))
-        .any(|t| t == "*" || t == etag);
+        .any(|t| t == "*" || t == opaque);
     let mut response = if matches {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
@@ -194,19 +195,17 @@ mod tests {
 
     #[test]
     fn link_header_has_githubs_relations() {
-        let uri: Uri = "/repos/o/r/actions/runners?per_page=2&page=2"
+        let uri: Uri = "/api/v3/repos/o/r/actions/runners?per_page=2&page=2"
             .parse()
             .unwrap();
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("h:1"));
         let page = Page::from_query(&query_map(&uri));
-        let link = page.link(&headers, &uri, 5).unwrap();
+        let link = page.link("https://h:1", &uri, 5).unwrap();
         assert_eq!(
             link,
-            "<http://h:1/repos/o/r/actions/runners?per_page=2&page=1>; rel=\"prev\", \
-             <http://h:1/repos/o/r/actions/runners?per_page=2&page=3>; rel=\"next\", \
-             <http://h:1/repos/o/r/actions/runners?per_page=2&page=3>; rel=\"last\", \
-             <http://h:1/repos/o/r/actions/runners?per_page=2&page=1>; rel=\"first\""
+            "<https://h:1/api/v3/repos/o/r/actions/runners?per_page=2&page=1>; rel=\"prev\", \
+             <https://h:1/api/v3/repos/o/r/actions/runners?per_page=2&page=3>; rel=\"next\", \
+             <https://h:1/api/v3/repos/o/r/actions/runners?per_page=2&page=3>; rel=\"last\", \
+             <https://h:1/api/v3/repos/o/r/actions/runners?per_page=2&page=1>; rel=\"first\""
         );
         assert!(Page::from_query(&query_map(&"/x?per_page=500".parse().unwrap())).per_page == 100);
     }

@@ -1,8 +1,8 @@
 //! Self-hosted runner endpoints for repositories and organizations.
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
@@ -13,7 +13,7 @@ use crate::app::AppState;
 use crate::error::{DOCS_RUNNERS, GitHubError};
 use crate::github_json;
 use crate::jit_config::JitConfig;
-use crate::routes::{GhJson, Page, RunnerScope, query_map};
+use crate::routes::{GhJson, Page, RunnerScope, json_with_etag, query_map};
 use crate::world::{DeleteError, RegisterError};
 
 /// Routes for both `/repos/{owner}/{repo}` and `/orgs/{org}`.
@@ -72,7 +72,7 @@ async fn list_runners(
     State(state): State<AppState>,
     scope: RunnerScope,
     headers: HeaderMap,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
 ) -> Response {
     let query = query_map(&uri);
     let page = Page::from_query(&query);
@@ -85,14 +85,8 @@ async fn list_runners(
             .collect()
     };
     let body = json!({"total_count": runners.len(), "runners": page.slice(&runners)});
-    let mut response = axum::Json(body).into_response();
-    if let Some(link) = page
-        .link(&headers, &uri, runners.len())
-        .and_then(|l| HeaderValue::from_str(&l).ok())
-    {
-        response.headers_mut().insert(header::LINK, link);
-    }
-    response
+    let link = page.link(&state.public_url, &uri, runners.len());
+    json_with_etag(&headers, &body, link)
 }
 
 fn runner_id(scope: &RunnerScope) -> Result<u64, GitHubError> {
@@ -107,15 +101,19 @@ fn runner_id(scope: &RunnerScope) -> Result<u64, GitHubError> {
 async fn get_runner(
     State(state): State<AppState>,
     scope: RunnerScope,
+    headers: HeaderMap,
 ) -> Result<Response, GitHubError> {
     let id = runner_id(&scope)?;
-    let world = state.world();
-    let runner = world
-        .runners
-        .get(&id)
-        .filter(|r| r.scope == scope.scope)
-        .ok_or_else(GitHubError::not_found)?;
-    Ok(axum::Json(github_json::runner(runner)).into_response())
+    let runner = {
+        let world = state.world();
+        let runner = world
+            .runners
+            .get(&id)
+            .filter(|r| r.scope == scope.scope)
+            .ok_or_else(GitHubError::not_found)?;
+        github_json::runner(runner)
+    };
+    Ok(json_with_etag(&headers, &runner, None))
 }
 
 /// `DELETE …/actions/runners/{runner_id}`: 204, 404, or 422 while the runner is busy.

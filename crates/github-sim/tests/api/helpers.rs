@@ -2,7 +2,11 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
 
 use github_sim::{RunningSim, SimConfig, spawn};
 use reqwest::{Method, RequestBuilder, StatusCode};
@@ -40,10 +44,21 @@ pub(crate) async fn start_with(configure: impl FnOnce(&mut SimConfig)) -> TestSi
     let base = sim.url();
     TestSim {
         sim,
-        client: reqwest::Client::new(),
+        client: client(),
         base,
     }
 }
+
+/// A client that sends a `User-Agent`, as GitHub requires (reqwest sends none by default).
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .build()
+        .expect("client builds")
+}
+
+/// The `User-Agent` of the tests' requests.
+pub(crate) const USER_AGENT: &str = "github-sim-tests";
 
 impl TestSim {
     /// An authenticated GitHub-surface request.
@@ -193,4 +208,47 @@ pub(crate) fn stand_in(
         .await
     });
     (handle, stop)
+}
+
+/// What a webhook receiver got: each delivery's headers and raw body, in order.
+#[derive(Clone, Default)]
+pub(crate) struct Received(Arc<Mutex<Vec<(HeaderMap, Bytes)>>>);
+
+impl Received {
+    pub(crate) fn snapshot(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A webhook receiver on 127.0.0.1:0 answering 200; returns its URL and what it got.
+pub(crate) async fn receiver() -> (String, Received) {
+    let received = Received::default();
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let store = store.clone();
+            async move {
+                store.0.lock().unwrap().push((headers, body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, received)
+}
+
+/// Waits until `received` holds at least `n` deliveries.
+pub(crate) async fn wait_deliveries(received: &Received, n: usize) -> Vec<(HeaderMap, Bytes)> {
+    wait_for(
+        &format!("{n} deliveries"),
+        Duration::from_secs(10),
+        || async {
+            let got = received.snapshot();
+            (got.len() >= n).then_some(got)
+        },
+    )
+    .await
 }

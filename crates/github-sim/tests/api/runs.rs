@@ -207,7 +207,8 @@ async fn etag_gives_304_that_do_not_count() {
     let r = t.gh(Method::GET, &path).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
-    assert!(etag.starts_with('"') && etag.ends_with('"') && !etag.starts_with("W/"));
+    // Weak, as api.github.com sends them.
+    assert!(etag.starts_with("W/\"") && etag.ends_with('"'), "{etag}");
     let remaining: u64 = r.headers()["x-ratelimit-remaining"]
         .to_str()
         .unwrap()
@@ -250,12 +251,177 @@ async fn etag_gives_304_that_do_not_count() {
     let jobs_path = format!("/api/v3{REPO}/actions/runs/{run_id}/jobs");
     let r = t.gh(Method::GET, &jobs_path).send().await.unwrap();
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
-    let r = t
-        .gh(Method::GET, &jobs_path)
-        .header("if-none-match", format!("W/{etag}"))
+    // The weak form and the strong form of the tag both match (weak comparison).
+    for tag in [etag.clone(), etag.trim_start_matches("W/").to_owned()] {
+        let r = t
+            .gh(Method::GET, &jobs_path)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED, "{tag}");
+    }
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_job_can_be_read_directly_with_etag() {
+    let t = start().await;
+    let (job, _) = t.job("octo/app", &["x"], 0).await;
+    let (other, _) = t.job("acme/web", &["x"], 0).await;
+    for prefix in ["", "/api/v3"] {
+        let path = format!("{prefix}{REPO}/actions/jobs/{job}");
+        let r = t.gh(Method::GET, &path).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(
+            (body["id"].as_u64(), body["status"].as_str()),
+            (Some(job), Some("queued"))
+        );
+        let r = t
+            .gh(Method::GET, &path)
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        assert!(r.headers().contains_key("x-github-request-id"));
+    }
+    // The current truth: cancelled now is cancelled in the answer, a new ETag.
+    t.raw(Method::POST, &format!("/_sim/jobs/{job}/cancel"))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    let body: Value = t
+        .gh(Method::GET, &format!("{REPO}/actions/jobs/{job}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["conclusion"], "cancelled");
+    for path in [
+        format!("{REPO}/actions/jobs/{other}"),
+        format!("{REPO}/actions/jobs/1"),
+        format!("{REPO}/actions/jobs/x"),
+        format!("/repos/octo/none/actions/jobs/{job}"),
+    ] {
+        let r = t.gh(Method::GET, &path).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    t.sim.shutdown().await;
+}
+
+async fn run_ids(t: &crate::helpers::TestSim, query: &str) -> Vec<u64> {
+    let body: Value = t
+        .gh(Method::GET, &format!("{REPO}/actions/runs{query}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["workflow_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn filtered_run_listing_lags_and_the_rest_is_current() {
+    let t = start().await;
+    let r = t
+        .raw(Method::PATCH, "/_sim/settings")
+        .json(&json!({"run_listing_lag_seconds": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (runner, config) = t.jit(REPO, "lagging", &["self-hosted"]).await;
+    let (handle, _stop) = stand_in(config);
+    t.wait_online(runner).await;
+    let (job, run) = t.job("octo/app", &["self-hosted"], 60_000).await;
+    t.wait_job_status(job, "in_progress").await;
+
+    // Current: the unfiltered listing, the run's jobs and the job itself.
+    assert_eq!(run_ids(&t, "").await, [run]);
+    let jobs: Value = t
+        .gh(Method::GET, &format!("{REPO}/actions/runs/{run}/jobs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(jobs["jobs"][0]["status"], "in_progress");
+    // The search-backed listing has not seen the run yet...
+    assert!(run_ids(&t, "?status=queued").await.is_empty());
+    assert!(run_ids(&t, "?status=in_progress").await.is_empty());
+    // ...then sees it as it was a second ago: queued, then in progress.
+    crate::helpers::wait_for("run listed", std::time::Duration::from_secs(5), || async {
+        let queued = run_ids(&t, "?status=queued").await;
+        let in_progress = run_ids(&t, "?status=in_progress").await;
+        assert!(queued.is_empty() || in_progress.is_empty(), "listed twice");
+        (!queued.is_empty() || !in_progress.is_empty()).then_some(())
+    })
+    .await;
+    crate::helpers::wait_for(
+        "run in progress",
+        std::time::Duration::from_secs(5),
+        || async { (run_ids(&t, "?status=in_progress").await == [run]).then_some(()) },
+    )
+    .await;
+    handle.abort();
+
+    // Lag off: current again.
+    t.raw(Method::PATCH, "/_sim/settings")
+        .json(&json!({"run_listing_lag_seconds": 0}))
+        .send()
+        .await
+        .unwrap();
+    let (_, fresh) = t.job("octo/app", &["none"], 0).await;
+    assert_eq!(run_ids(&t, "?status=queued").await, [fresh]);
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn filtered_run_listing_stops_at_1000() {
+    let t = start().await;
+    for _ in 0..1003 {
+        t.job("octo/app", &["x"], 0).await;
+    }
+    let total = |query: &'static str| {
+        let t = &t;
+        async move {
+            let r = t
+                .gh(Method::GET, &format!("{REPO}/actions/runs{query}"))
+                .send()
+                .await
+                .unwrap();
+            let link = r
+                .headers()
+                .get("link")
+                .map(|l| l.to_str().unwrap().to_owned());
+            let body: Value = r.json().await.unwrap();
+            (
+                body["total_count"].as_u64().unwrap(),
+                body["workflow_runs"].as_array().unwrap().len(),
+                link,
+            )
+        }
+    };
+    let (count, _, _) = total("").await;
+    assert_eq!(count, 1003, "the unfiltered listing is not search-backed");
+    let (count, _, link) = total("?status=queued&per_page=100").await;
+    assert_eq!(count, 1000);
+    assert!(link.unwrap().contains("page=10>; rel=\"last\""));
+    let (_, n, _) = total("?status=queued&per_page=100&page=10").await;
+    assert_eq!(n, 100);
+    let (_, n, _) = total("?status=queued&per_page=100&page=11").await;
+    assert_eq!(n, 0);
     t.sim.shutdown().await;
 }

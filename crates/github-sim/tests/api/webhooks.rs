@@ -1,44 +1,16 @@
 //! Webhooks: signature vector, signed ordered deliveries to a receiver, drop and duplicate.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::http::HeaderMap;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{ORG, TestSim, stand_in, start_with, wait_for};
+use crate::helpers::{
+    ORG, Received, TestSim, receiver, stand_in, start_with, wait_deliveries, wait_for,
+};
 
 const SECRET: &str = "hook-secret";
-
-#[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(HeaderMap, Bytes)>>>);
-
-impl Received {
-    fn snapshot(&self) -> Vec<(HeaderMap, Bytes)> {
-        self.0.lock().unwrap().clone()
-    }
-}
-
-async fn receiver() -> (String, Received) {
-    let received = Received::default();
-    let store = received.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-            let store = store.clone();
-            async move {
-                store.0.lock().unwrap().push((headers, body));
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, received)
-}
 
 async fn sim_with_hook() -> (TestSim, Received) {
     let (url, received) = receiver().await;
@@ -48,18 +20,6 @@ async fn sim_with_hook() -> (TestSim, Received) {
     })
     .await;
     (t, received)
-}
-
-async fn wait_deliveries(received: &Received, n: usize) -> Vec<(HeaderMap, Bytes)> {
-    wait_for(
-        &format!("{n} deliveries"),
-        Duration::from_secs(10),
-        || async {
-            let got = received.snapshot();
-            (got.len() >= n).then_some(got)
-        },
-    )
-    .await
 }
 
 fn check_signature(headers: &HeaderMap, body: &[u8]) {
@@ -144,7 +104,7 @@ async fn ping_then_signed_workflow_job_lifecycle() {
     let stats = t.stats().await;
     assert_eq!(
         stats["webhooks"],
-        json!({"sent": 4, "failed": 0, "dropped": 0, "duplicated": 0})
+        json!({"sent": 4, "failed": 0, "dropped": 0, "duplicated": 0, "corrupted": 0, "redelivered": 0})
     );
     t.sim.shutdown().await;
 }
@@ -206,7 +166,7 @@ async fn drop_and_duplicate_next() {
     let stats = t.stats().await;
     assert_eq!(
         stats["webhooks"],
-        json!({"sent": 4, "failed": 0, "dropped": 1, "duplicated": 1})
+        json!({"sent": 4, "failed": 0, "dropped": 1, "duplicated": 1, "corrupted": 0, "redelivered": 0})
     );
     t.sim.shutdown().await;
 }
