@@ -455,33 +455,38 @@ impl GitHubClient {
         let mut changed = cache.is_none();
         let mut read = Vec::new();
         for _ in 0..MAX_PAGES {
-            let etag = cache.as_deref().and_then(|c| c.etag(&url)).map(str::to_owned);
+            let etag = cache
+                .as_deref()
+                .and_then(|c| c.etag(&url))
+                .map(str::to_owned);
             let response = self
                 .request(Method::GET, &url, None, what, etag.as_deref())
                 .await?;
-            let next = pages::next_link(response.headers())
-                .map_err(|e| GitHubError::Decode(format!("{what}: {e}")))?;
-            let body: Bytes = if response.status() == StatusCode::NOT_MODIFIED {
-                cache
-                    .as_deref()
-                    .and_then(|c| c.body(&url))
-                    .ok_or_else(|| GitHubError::Decode(format!("{what}: 304 for a page never read")))?
-            } else {
-                changed = true;
-                let etag = response
-                    .headers()
-                    .get(header::ETAG)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned);
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|e| GitHubError::Decode(format!("reading {what}: {e}")))?;
-                if let Some(cache) = cache.as_deref_mut() {
-                    cache.store(&url, etag.as_deref(), &body);
-                }
-                body
-            };
+            let (body, next): (Bytes, Option<String>) =
+                if response.status() == StatusCode::NOT_MODIFIED {
+                    // A 304 need not carry `Link`: the cached page knows its next.
+                    let page = cache.as_deref().and_then(|c| c.page(&url)).ok_or_else(|| {
+                        GitHubError::Decode(format!("{what}: 304 for a page never read"))
+                    })?;
+                    (page.body, page.next)
+                } else {
+                    changed = true;
+                    let next = pages::next_link(response.headers())
+                        .map_err(|e| GitHubError::Decode(format!("{what}: {e}")))?;
+                    let etag = response
+                        .headers()
+                        .get(header::ETAG)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let body = response
+                        .bytes()
+                        .await
+                        .map_err(|e| GitHubError::Decode(format!("reading {what}: {e}")))?;
+                    if let Some(cache) = cache.as_deref_mut() {
+                        cache.store(&url, etag.as_deref(), &body, next.as_deref());
+                    }
+                    (body, next)
+                };
             let page: P = serde_json::from_slice(&body)
                 .map_err(|e| GitHubError::Decode(format!("{what}: {e}")))?;
             total_count = page.total_count();

@@ -14,8 +14,8 @@ pub mod rate_limit;
 pub mod types;
 
 pub use client::DeleteOutcome;
-pub use pages::{Listing, PageCache};
 pub use client::{GitHubClient, GitHubError};
+pub use pages::{Listing, PageCache};
 pub use types::{
     GitHubRunner, JitConfig, JobsPage, RegistrationToken, RunsPage, WorkflowJob, WorkflowRun,
 };

@@ -13,8 +13,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde::de::DeserializeOwned;
 
-use super::types::{JobsPage, RunnerPage, RunsPage, WorkflowJob, WorkflowRun};
 use super::GitHubRunner;
+use super::types::{JobsPage, RunnerPage, RunsPage, WorkflowJob, WorkflowRun};
 
 /// Items per page: GitHub's maximum (its default is 30).
 pub const PER_PAGE: usize = 100;
@@ -76,29 +76,52 @@ pub struct Listing<T> {
     pub changed: bool,
 }
 
-/// The pages of one listing last read, by URL: ETag and body.
+/// The pages of one listing last read, by URL.
 #[derive(Debug, Default)]
 pub struct PageCache {
-    pages: HashMap<String, (String, Bytes)>,
+    pages: HashMap<String, CachedPage>,
+}
+
+/// One page as last read.
+#[derive(Debug, Clone)]
+pub(crate) struct CachedPage {
+    /// Its ETag, for `If-None-Match`.
+    pub(crate) etag: String,
+    /// Its body.
+    pub(crate) body: Bytes,
+    /// Its `rel="next"` link: a 304 need not repeat the `Link` header.
+    pub(crate) next: Option<String>,
 }
 
 impl PageCache {
     /// The ETag to send for `url`, if the page was read before.
     pub(crate) fn etag(&self, url: &str) -> Option<&str> {
-        self.pages.get(url).map(|(etag, _)| etag.as_str())
+        self.pages.get(url).map(|page| page.etag.as_str())
     }
 
-    /// The body cached for `url`.
-    pub(crate) fn body(&self, url: &str) -> Option<Bytes> {
-        self.pages.get(url).map(|(_, body)| body.clone())
+    /// The page cached for `url`.
+    pub(crate) fn page(&self, url: &str) -> Option<CachedPage> {
+        self.pages.get(url).cloned()
     }
 
     /// Remembers a page that came with an ETag.
-    pub(crate) fn store(&mut self, url: &str, etag: Option<&str>, body: &Bytes) {
+    pub(crate) fn store(
+        &mut self,
+        url: &str,
+        etag: Option<&str>,
+        body: &Bytes,
+        next: Option<&str>,
+    ) {
         match etag {
             Some(etag) => {
-                self.pages
-                    .insert(url.to_owned(), (etag.to_owned(), body.clone()));
+                self.pages.insert(
+                    url.to_owned(),
+                    CachedPage {
+                        etag: etag.to_owned(),
+                        body: body.clone(),
+                        next: next.map(str::to_owned),
+                    },
+                );
             }
             None => {
                 self.pages.remove(url);
@@ -192,13 +215,14 @@ mod tests {
     #[test]
     fn the_cache_keeps_only_what_was_read() {
         let mut cache = PageCache::default();
-        cache.store("a", Some("W/\"1\""), &Bytes::from_static(b"{}"));
-        cache.store("b", Some("W/\"2\""), &Bytes::from_static(b"{}"));
-        cache.store("c", None, &Bytes::from_static(b"{}"));
+        cache.store("a", Some("W/\"1\""), &Bytes::from_static(b"{}"), Some("b"));
+        cache.store("b", Some("W/\"2\""), &Bytes::from_static(b"{}"), None);
+        cache.store("c", None, &Bytes::from_static(b"{}"), None);
         assert_eq!(cache.etag("a"), Some("W/\"1\""));
+        assert_eq!(cache.page("a").unwrap().next.as_deref(), Some("b"));
         assert_eq!(cache.etag("c"), None);
         cache.keep_only(&["b".to_owned()]);
         assert_eq!(cache.etag("a"), None);
-        assert!(cache.body("b").is_some());
+        assert!(cache.page("b").is_some());
     }
 }

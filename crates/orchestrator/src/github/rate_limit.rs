@@ -185,7 +185,13 @@ impl RateLimitState {
         documentation_url: &str,
         message: &str,
     ) -> Option<Throttle> {
-        Self::classify_at(status, headers, documentation_url, message, SystemTime::now())
+        Self::classify_at(
+            status,
+            headers,
+            documentation_url,
+            message,
+            SystemTime::now(),
+        )
     }
 
     fn classify_at(
@@ -410,7 +416,10 @@ mod tests {
     #[test]
     fn an_exhausted_bucket_pauses_only_itself() {
         let state = RateLimitState::default();
-        state.pause(Throttle::Primary(Duration::from_secs(30)), RUNNER_REGISTRATION);
+        state.pause(
+            Throttle::Primary(Duration::from_secs(30)),
+            RUNNER_REGISTRATION,
+        );
         assert!(state.paused_for(RUNNER_REGISTRATION).unwrap() > Duration::from_secs(25));
         assert_eq!(state.paused_for(CORE), None);
         state.pause(Throttle::Secondary(Duration::from_secs(5)), CORE);
@@ -432,7 +441,10 @@ mod tests {
             CORE,
         );
         state.observe(
-            &headers(&[("x-ratelimit-limit", "5000"), ("x-ratelimit-remaining", "42")]),
+            &headers(&[
+                ("x-ratelimit-limit", "5000"),
+                ("x-ratelimit-remaining", "42"),
+            ]),
             CORE,
         );
         let snapshot = state.snapshot();

@@ -13,6 +13,7 @@ fn webhooks(env: Vec<(&'static str, String)>) -> Options {
     Options {
         env,
         webhooks: true,
+        ..Options::default()
     }
 }
 
@@ -109,6 +110,7 @@ async fn bad_signatures_are_refused_and_create_nothing() {
         .header("x-github-event", "workflow_job")
         .header("x-github-delivery", "d-2")
         .header("x-hub-signature-256", good)
+        .header("content-type", "application/json")
         .body(payload)
         .send()
         .await
@@ -339,6 +341,7 @@ async fn job_state_only_moves_forward_and_replays_change_nothing() {
             .header("x-github-event", "workflow_job")
             .header("x-github-delivery", delivery)
             .header("x-hub-signature-256", signature)
+            .header("content-type", "application/json")
             .body(payload)
             .send()
     };

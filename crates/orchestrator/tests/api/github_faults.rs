@@ -117,8 +117,8 @@ async fn a_burst_of_creates_under_github_faults_stays_bounded_and_leaks_nothing(
         "figure: GitHub 500 ×4 then secondary limit: burst of 5 creates × 2 runners answered {statuses:?} with {} GitHub calls",
         after - before
     );
-    // 10 runners asked for, at most 3 attempts each, and none while paused:
-    // no runaway retry loop.
+    // 10 runners asked for, at most two registrations each (each second
+    // one after a lookup by name), and none while paused: no runaway loop.
     assert!(
         after - before <= 30,
         "{} GitHub calls for a burst of 10 runners",

@@ -6,6 +6,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use github_sim::{RunningSim, SimConfig};
@@ -34,6 +35,9 @@ pub struct TestEnv {
 /// The webhook secret shared by the simulator and the orchestrator.
 pub const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
 
+/// A change to the simulator's configuration, made before it starts.
+pub type SimChange = Arc<dyn Fn(&mut SimConfig) + Send + Sync>;
+
 /// Knobs a test may turn.
 #[derive(Default, Clone)]
 pub struct Options {
@@ -41,6 +45,8 @@ pub struct Options {
     pub env: Vec<(&'static str, String)>,
     /// Have the simulator send signed webhooks to the orchestrator.
     pub webhooks: bool,
+    /// Changes to the simulator's configuration before it starts.
+    pub sim: Option<SimChange>,
 }
 
 impl TestEnv {
@@ -62,6 +68,9 @@ impl TestEnv {
         if options.webhooks {
             config.webhook_url = Some(format!("http://127.0.0.1:{port}/webhooks/github"));
             config.webhook_secret = Some(WEBHOOK_SECRET.to_owned().into());
+        }
+        if let Some(change) = &options.sim {
+            change(&mut config);
         }
         let sim = github_sim::spawn(config).await.expect("simulator starts");
         let log_path = std::env::temp_dir().join(format!("gha-orchestrator-{}.log", docker.id));
@@ -229,6 +238,19 @@ impl TestEnv {
             .await
             .unwrap();
         status_json(response).await
+    }
+
+    /// `PATCH /_sim/settings`: changes the simulator's behaviour while it runs.
+    pub async fn sim_settings(&self, body: Value) {
+        let response = self
+            .http
+            .patch(format!("{}/_sim/settings", self.sim_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(response).await;
+        assert_eq!(status, 200, "{body}");
     }
 
     /// Every runner registration the simulator holds.

@@ -137,6 +137,7 @@ async fn cleanup_removes_exited_containers_and_orphan_registrations() {
     let response = http
         .post(format!("{}/repos/{REPO}/actions/runners/generate-jitconfig", env.sim_url()))
         .bearer_auth(crate::helpers::TOKEN)
+        .header("user-agent", "orchestrator-tests")
         .json(&json!({"name": "gha-runner-orphan0001", "runner_group_id": 1, "labels": ["self-hosted"]}))
         .send()
         .await
