@@ -441,11 +441,12 @@ mod tests {
         for i in 0..=DELIVERIES_KEPT {
             claim(&book, &format!("d-{i}")).await.handled();
         }
-        let inner = book.lock();
-        assert_eq!(inner.deliveries.len(), DELIVERIES_KEPT);
-        assert_eq!(inner.delivery_order.len(), DELIVERIES_KEPT);
-        assert!(inner.claimed.is_empty());
-        drop(inner);
+        {
+            let inner = book.lock();
+            assert_eq!(inner.deliveries.len(), DELIVERIES_KEPT);
+            assert_eq!(inner.delivery_order.len(), DELIVERIES_KEPT);
+            assert!(inner.claimed.is_empty());
+        }
         // The oldest is forgotten (handled again if redelivered); the newest is not.
         claim(&book, "d-0").await.handled();
         assert!(is_duplicate(&book, &format!("d-{DELIVERIES_KEPT}")).await);

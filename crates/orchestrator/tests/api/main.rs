@@ -12,3 +12,4 @@ mod docker_faults;
 mod github_faults;
 mod lifecycle;
 mod secrets;
+mod webhooks;
