@@ -149,7 +149,9 @@ async fn confirm_unlisted(
                 debug!(job = id, "unlisted job is gone (404)");
                 autoscaler.jobs.mark_gone(id);
             }
-            Err(e) => debug!(job = id, error = %e, "could not read an unlisted job; kept as queued"),
+            Err(e) => {
+                debug!(job = id, error = %e, "could not read an unlisted job; kept as queued")
+            }
         }
     }
 }

@@ -17,8 +17,8 @@ use super::registry::RunnerView;
 use super::request::BatchPlan;
 use super::{Fleet, FleetError};
 use crate::config::RegistrationMode;
-use crate::github::DeleteOutcome;
 use crate::docker::{ContainerSpec, DockerError, RunnerContainer, RunnerLabels};
+use crate::github::DeleteOutcome;
 use crate::scope::Scope;
 
 /// Length of the random part of a runner's name.
@@ -220,8 +220,7 @@ impl Fleet {
         error: &crate::github::GitHubError,
     ) -> bool {
         use crate::github::GitHubError;
-        let ambiguous =
-            error.answer_may_be_lost() || matches!(error, GitHubError::Conflict(_));
+        let ambiguous = error.answer_may_be_lost() || matches!(error, GitHubError::Conflict(_));
         if !ambiguous {
             return false;
         }
