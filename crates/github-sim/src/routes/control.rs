@@ -199,12 +199,18 @@ async fn get_stats(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `POST /_sim/faults` → 201 with the fault as stored.
+/// `POST /_sim/faults` `{"path_prefix", "method"?, "mode"?: "before"|"after", "status"?,
+/// "drop"?, "delay_ms"?, "count"?, "retry_after"?}` → 201 with the fault as stored; 422
+/// with what is wrong.
 async fn create_fault(
     State(state): State<AppState>,
     GhJson(body): GhJson,
 ) -> Result<Response, GitHubError> {
-    let spec: FaultSpec = serde_json::from_value(body).map_err(|e| invalid(e.to_string()))?;
+    let spec: FaultSpec = serde_json::from_value(body).map_err(|e| {
+        invalid(format!(
+            "invalid fault: {e}; the fields are path_prefix, method, mode (\"before\" or \"after\"), status, drop, delay_ms, count, retry_after"
+        ))
+    })?;
     spec.validate().map_err(invalid)?;
     let fault = ActiveFault {
         remaining: spec.count,

@@ -150,3 +150,132 @@ async fn secondary_rate_limits_delays_and_clearing() {
     }
     t.sim.shutdown().await;
 }
+
+async fn registered(t: &TestSim, name: &str) -> bool {
+    let runners: Vec<Value> = t
+        .raw(Method::GET, "/_sim/runners")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    runners.iter().any(|r| r["name"] == name)
+}
+
+async fn jit(t: &TestSim, name: &str) -> reqwest::Result<reqwest::Response> {
+    t.gh(
+        Method::POST,
+        &format!("{REPO}/actions/runners/generate-jitconfig"),
+    )
+    .json(&json!({"name": name, "runner_group_id": 1, "labels": ["x"]}))
+    .send()
+    .await
+}
+
+#[tokio::test]
+async fn after_mode_applies_the_request_then_loses_its_answer() {
+    let t = start().await;
+    let prefix = format!("{REPO}/actions/runners/generate-jitconfig");
+
+    // A 502 instead of the 201: the runner exists all the same.
+    fault(
+        &t,
+        json!({"path_prefix": prefix, "method": "POST", "mode": "after", "status": 502}),
+    )
+    .await;
+    let r = jit(&t, "after-502").await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(r.headers().contains_key("x-ratelimit-remaining"));
+    assert!(registered(&t, "after-502").await);
+    // Mode before (the default) does not apply it.
+    fault(&t, json!({"path_prefix": prefix, "status": 502})).await;
+    assert_eq!(
+        jit(&t, "before-502").await.unwrap().status(),
+        StatusCode::BAD_GATEWAY
+    );
+    assert!(!registered(&t, "before-502").await);
+
+    // No answer at all: a transport error, not a status.
+    fault(
+        &t,
+        json!({"path_prefix": prefix, "mode": "after", "drop": true}),
+    )
+    .await;
+    let error = jit(&t, "after-drop").await.unwrap_err();
+    assert!(error.status().is_none(), "{error:?}");
+    assert!(
+        error.is_request() || error.is_connect() || error.is_body(),
+        "{error:?}"
+    );
+    assert!(registered(&t, "after-drop").await);
+    fault(&t, json!({"path_prefix": prefix, "drop": true})).await;
+    jit(&t, "before-drop").await.unwrap_err();
+    assert!(!registered(&t, "before-drop").await);
+
+    // The real answer held past the client's timeout; the runner is there meanwhile.
+    fault(
+        &t,
+        json!({"path_prefix": prefix, "mode": "after", "delay_ms": 3000}),
+    )
+    .await;
+    let impatient = t
+        .gh(Method::POST, &prefix)
+        .timeout(Duration::from_millis(300))
+        .json(&json!({"name": "after-slow", "runner_group_id": 1, "labels": ["x"]}))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(impatient.is_timeout(), "{impatient:?}");
+    assert!(registered(&t, "after-slow").await);
+
+    // And the connection pool recovers: the next call is answered.
+    assert_eq!(
+        jit(&t, "afterwards").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn fault_specs_are_validated() {
+    let t = start().await;
+    for (bad, says) in [
+        (
+            json!({"path_prefix": "/x", "drop": true, "status": 502}),
+            "drop",
+        ),
+        (json!({"path_prefix": "/x", "mode": "after"}), "status"),
+        (
+            json!({"path_prefix": "/x", "mode": "sometime", "status": 502}),
+            "mode",
+        ),
+        (json!({"path_prefix": "/x", "stauts": 502}), "stauts"),
+    ] {
+        let r = t
+            .raw(Method::POST, "/_sim/faults")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        let message = r.json::<Value>().await.unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(message.contains(says), "{bad}: {message}");
+    }
+    let r = t
+        .raw(Method::POST, "/_sim/faults")
+        .json(&json!({"path_prefix": "/x", "mode": "after", "drop": true, "delay_ms": 5}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let stored: Value = r.json().await.unwrap();
+    assert_eq!(
+        (stored["mode"].as_str(), stored["drop"].as_bool()),
+        (Some("after"), Some(true))
+    );
+    t.sim.shutdown().await;
+}

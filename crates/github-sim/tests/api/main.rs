@@ -9,4 +9,5 @@ mod runners;
 mod runs;
 mod schemas;
 mod stand_in;
+mod tls;
 mod webhooks;

@@ -1,4 +1,5 @@
-//! Webhooks: signature vector, signed ordered deliveries to a receiver, drop and duplicate.
+//! Webhooks: signature vectors, signed ordered deliveries to a receiver, JSON and form
+//! bodies, drop, duplicate, corrupted signatures, redeliveries.
 
 use std::time::Duration;
 
@@ -22,9 +23,39 @@ async fn sim_with_hook() -> (TestSim, Received) {
     (t, received)
 }
 
+/// Both signatures, over the body exactly as received.
 fn check_signature(headers: &HeaderMap, body: &[u8]) {
     let signature = headers["x-hub-signature-256"].to_str().unwrap();
     assert_eq!(signature, github_sim::sign_webhook(SECRET.as_bytes(), body));
+    let legacy = headers["x-hub-signature"].to_str().unwrap();
+    assert_eq!(
+        legacy,
+        github_sim::sign_webhook_sha1(SECRET.as_bytes(), body)
+    );
+}
+
+fn signatures_fail(headers: &HeaderMap, body: &[u8]) -> bool {
+    headers["x-hub-signature-256"] != github_sim::sign_webhook(SECRET.as_bytes(), body).as_str()
+        && headers["x-hub-signature"]
+            != github_sim::sign_webhook_sha1(SECRET.as_bytes(), body).as_str()
+}
+
+async fn webhook_log(t: &TestSim) -> Vec<Value> {
+    t.raw(Method::GET, "/_sim/webhooks")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn switch(t: &TestSim, body: Value) -> reqwest::Response {
+    t.raw(Method::POST, "/_sim/webhooks")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[test]
@@ -193,5 +224,170 @@ async fn failed_deliveries_are_recorded() {
         .unwrap();
     assert_eq!(log[0]["event"], "ping");
     assert!(log[0]["error"].is_string());
+    t.sim.shutdown().await;
+}
+
+/// The payload of a form-encoded body: its single `payload` field, parsed.
+fn form_payload(body: &[u8]) -> Value {
+    let text = std::str::from_utf8(body).unwrap();
+    assert!(text.starts_with("payload="), "{text}");
+    assert!(!text.contains('{'), "the JSON is percent-encoded: {text}");
+    let fields: Vec<(String, String)> = url_decode_fields(text);
+    assert_eq!(fields.len(), 1, "{fields:?}");
+    assert_eq!(fields[0].0, "payload");
+    serde_json::from_str(&fields[0].1).unwrap()
+}
+
+/// `application/x-www-form-urlencoded` fields, decoded by reqwest's own form parser
+/// (`serde_urlencoded` through `url`), not by the simulator's encoder.
+fn url_decode_fields(text: &str) -> Vec<(String, String)> {
+    let url = reqwest::Url::parse(&format!("http://x/?{text}")).unwrap();
+    url.query_pairs().into_owned().collect()
+}
+
+#[tokio::test]
+async fn form_content_type_sends_the_payload_field_signed_as_sent() {
+    let (url, received) = receiver().await;
+    let t = start_with(|c| {
+        c.webhook_url = Some(url);
+        c.webhook_secret = Some(SECRET.into());
+        c.webhook_content_type = github_sim::WebhookContentType::Form;
+    })
+    .await;
+    let got = wait_deliveries(&received, 1).await;
+    let (headers, body) = &got[0];
+    assert_eq!(headers["content-type"], "application/x-www-form-urlencoded");
+    check_signature(headers, body);
+    let ping = form_payload(body);
+    assert_eq!(ping["hook"]["config"]["content_type"], "form");
+
+    let (job, _) = t.job("octo/app", &["a b"], 0).await;
+    let got = wait_deliveries(&received, 2).await;
+    check_signature(&got[1].0, &got[1].1);
+    let payload = form_payload(&got[1].1);
+    assert_eq!(payload["workflow_job"]["id"], job);
+    assert_eq!(payload["workflow_job"]["labels"], json!(["a b"]));
+
+    // Switched back at run time: the next event is JSON.
+    let r = t
+        .raw(Method::PATCH, "/_sim/settings")
+        .json(&json!({"webhook_content_type": "json"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["webhook_content_type"],
+        "json"
+    );
+    t.job("octo/app", &["x"], 0).await;
+    let got = wait_deliveries(&received, 3).await;
+    assert_eq!(got[2].0["content-type"], "application/json");
+    check_signature(&got[2].0, &got[2].1);
+    let _: Value = serde_json::from_slice(&got[2].1).unwrap();
+    let log = webhook_log(&t).await;
+    let types: Vec<&str> = log
+        .iter()
+        .map(|d| d["content_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["form", "form", "json"]);
+    t.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn corrupted_then_redelivered_with_the_same_id_and_body() {
+    let (t, received) = sim_with_hook().await;
+    let ping = wait_deliveries(&received, 1).await;
+    let ping_json: Value = serde_json::from_slice(&ping[0].1).unwrap();
+    assert_eq!(ping_json["hook"]["config"]["content_type"], "json");
+
+    let r = switch(&t, json!({"corrupt_next": 1})).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["corrupt_next"], 1);
+    let (job, _) = t.job("octo/app", &["x"], 0).await;
+    let got = wait_deliveries(&received, 2).await;
+    let (headers, body) = &got[1];
+    assert!(signatures_fail(headers, body), "the signatures are wrong");
+    let id = headers["x-github-delivery"].to_str().unwrap().to_owned();
+
+    let r = t
+        .raw(Method::POST, "/_sim/webhooks/redeliver")
+        .json(&json!({"delivery_id": id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let record: Value = r.json().await.unwrap();
+    assert_eq!(record["delivery_id"], id.as_str());
+    assert_eq!(record["job_id"], job);
+    let got = wait_deliveries(&received, 3).await;
+    let (again, again_body) = &got[2];
+    assert_eq!(again["x-github-delivery"], id.as_str());
+    assert_eq!(again_body, body, "the same bytes");
+    check_signature(again, again_body);
+
+    // A dropped delivery can be redelivered too (the usual way to recover one).
+    switch(&t, json!({"drop_next": 1})).await;
+    t.job("octo/app", &["x"], 0).await;
+    let dropped = wait_for("a dropped delivery", Duration::from_secs(10), || async {
+        webhook_log(&t)
+            .await
+            .into_iter()
+            .find(|d| d["dropped"] == true)
+    })
+    .await;
+    let dropped_id = dropped["delivery_id"].as_str().unwrap();
+    let r = t
+        .raw(Method::POST, "/_sim/webhooks/redeliver")
+        .json(&json!({"delivery_id": dropped_id}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let got = wait_deliveries(&received, 4).await;
+    assert_eq!(got[3].0["x-github-delivery"], dropped_id);
+    check_signature(&got[3].0, &got[3].1);
+
+    let log = webhook_log(&t).await;
+    let flags: Vec<(bool, bool)> = log
+        .iter()
+        .map(|d| (d["corrupted"] == true, d["redelivery"] == true))
+        .collect();
+    // ping, corrupted, its redelivery, dropped, its redelivery.
+    assert_eq!(
+        flags,
+        [
+            (false, false),
+            (true, false),
+            (false, true),
+            (false, false),
+            (false, true)
+        ]
+    );
+    let stats = t.stats().await;
+    assert_eq!(stats["webhooks"]["corrupted"], 1);
+    assert_eq!(stats["webhooks"]["redelivered"], 2);
+
+    for (body, status) in [
+        (json!({"delivery_id": "no-such-delivery"}), 404),
+        (json!({"delivery_id": 7}), 422),
+    ] {
+        let r = t
+            .raw(Method::POST, "/_sim/webhooks/redeliver")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{body}");
+    }
+    for bad in [
+        json!({"corrupt_next": -1}),
+        json!({"corrupt": 1}),
+        json!([1]),
+    ] {
+        assert_eq!(
+            switch(&t, bad.clone()).await.status().as_u16(),
+            422,
+            "{bad}"
+        );
+    }
     t.sim.shutdown().await;
 }
