@@ -2,19 +2,33 @@
 //! REST API that the orchestrator uses (self-hosted runners, workflow runs and jobs, rate
 //! limits, webhooks), plus `sim-runner`, which plays an ephemeral runner in a container.
 //!
-//! Start it in-process with [`spawn`] (tests) or with the `github-sim` binary.
+//! It answers like api.github.com wherever a client could notice: bodies in GitHub's
+//! schemas (checked against the published OpenAPI description by `tests/api/schemas.rs`),
+//! weak ETags, request ids, the `User-Agent` rule, `Link` headers, separate rate-limit
+//! buckets and a secondary limit, a lagging search-backed run listing, form or JSON webhooks
+//! with both signatures, and faults that lose an answer after the request was applied.
+//!
+//! Start it in-process with [`spawn`] (tests) or with the `github-sim` binary. For HTTPS
+//! (a GitHub Enterprise Server behind a private CA), set [`SimConfig::tls_cert_file`] and
+//! [`SimConfig::tls_key_file`] to PEM files: [`RunningSim::url`] is then `https://…`, and
+//! a test in another crate trusts its own CA (e.g. made with `rcgen`) in its client.
 //!
 //! # Layout
 //! - [`config`]: `SimConfig`, the clap configuration.
+//! - [`settings`]: what `PATCH /_sim/settings` changes at run time.
 //! - `server`: [`spawn`] and [`RunningSim`]: listener, background tasks, shutdown.
+//! - `connection`: the listener (plain or TLS) and the handle that lets a fault cut a
+//!   connection; `tls`: the rustls configuration from PEM files.
 //! - `app`: shared state and the router that assembles the surfaces.
-//! - `surface`: middleware in front of GitHub's surface (stats, faults, auth, rate limit).
+//! - `surface`: middleware in front of GitHub's surface (request id, `User-Agent`, stats,
+//!   concurrency limit, faults, auth, rate-limit buckets).
 //! - `routes::runners`, `routes::runs`, `routes::meta`: GitHub's endpoints.
 //! - `routes::control`: the `/_sim` control API; `routes::runner_protocol`: `/_runner`.
 //! - `world`: the in-memory state and its rules (assignment, liveness, single-use JIT).
 //! - `github_json`: GitHub's JSON schemas for world objects.
 //! - `auth`, `rate_limit`, `faults`, `error`: what their names say.
-//! - [`webhooks`]: payloads, signing ([`sign_webhook`]) and the ordered sender.
+//! - [`webhooks`]: payloads, signing ([`sign_webhook`], [`sign_webhook_sha1`]), the ordered
+//!   sender, redeliveries.
 //! - [`jit_config`]: encoding and decoding of `encoded_jit_config`.
 //! - [`protocol`]: wire types of the runner protocol.
 //! - [`stand_in`]: the `sim-runner` client logic.
