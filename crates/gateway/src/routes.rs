@@ -200,13 +200,21 @@ async fn cleanup_runners(
         ("X-GitHub-Delivery" = String, Header, description = "GitHub's delivery id"),
         ("X-Hub-Signature-256" = String, Header, description = "`sha256=` HMAC of the body with the webhook secret"),
     ),
-    request_body(content = Object, content_type = "application/json", description = "GitHub's event payload, forwarded unchanged"),
+    request_body(
+        description = "GitHub's payload, forwarded unchanged: the JSON itself, or a form whose `payload` field is the JSON (the webhook's Content type setting chooses)",
+        content(
+            (String = "application/json"),
+            (String = "application/x-www-form-urlencoded"),
+        )
+    ),
     responses(
         (status = 200, description = "Handled"),
         (status = 202, description = "Accepted"),
+        (status = 400, description = "Unreadable payload", body = ErrorBody),
         (status = 401, description = "Missing or wrong signature", body = ErrorBody),
+        (status = 404, description = "Webhooks are off (no webhook secret)", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
-        (status = 422, description = "Unreadable payload", body = ErrorBody),
+        (status = 415, description = "Content-Type is neither application/json nor application/x-www-form-urlencoded", body = ErrorBody),
         (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
         (status = 503, description = "The orchestrator cannot act on it now", body = ErrorBody),

@@ -47,6 +47,15 @@ async fn openapi_document_lists_every_path_schema_and_security_scheme() {
     let security = post["security"].as_array().unwrap();
     assert!(security.iter().any(|s| s.get("api_key").is_some()));
     assert!(paths["/api/v1/webhooks/github"]["post"]["security"].is_null());
+    // GitHub sends either content type, as the webhook's setting chooses.
+    let webhook = &paths["/api/v1/webhooks/github"]["post"];
+    for content_type in ["application/json", "application/x-www-form-urlencoded"] {
+        assert!(
+            webhook["requestBody"]["content"][content_type].is_object(),
+            "{content_type}"
+        );
+    }
+    assert!(webhook["responses"]["415"].is_object());
 
     let schemes = &spec["components"]["securitySchemes"];
     assert_eq!(schemes["api_key"]["type"], "apiKey");
