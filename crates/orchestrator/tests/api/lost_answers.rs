@@ -90,7 +90,8 @@ async fn a_lost_answer_github_cannot_explain_is_swept_by_the_next_pass() {
     })
     .await;
     // The registration is made and its answer lost; then the lookup by
-    // name fails too (every retry), so the orchestrator cannot tell.
+    // name fails too (every retry), so the orchestrator cannot tell. The
+    // GET fault is ample: a background pass may list runners meanwhile.
     env.sim_post(
         "/_sim/faults",
         json!({"path_prefix": JIT_PATH, "method": "POST", "mode": "after", "status": 502, "count": 1}),
@@ -98,12 +99,19 @@ async fn a_lost_answer_github_cannot_explain_is_swept_by_the_next_pass() {
     .await;
     env.sim_post(
         "/_sim/faults",
-        json!({"path_prefix": "/repos/acme/app/actions/runners", "method": "GET", "status": 503, "count": 3}),
+        json!({"path_prefix": "/repos/acme/app/actions/runners", "method": "GET", "status": 503, "count": 100}),
     )
     .await;
     let (status, body) = env.post("/runners/create", json!({"count": 1})).await;
     assert_eq!(status, 502, "{body}");
     assert!(env.containers().is_empty());
+    let response = env
+        .http
+        .delete(format!("{}/_sim/faults", env.sim_url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
     let (registrations, _) = registrations_and_containers(&env).await;
     assert_eq!(registrations.len(), 1, "GitHub made the runner");
     // One pass: an offline registration with our prefix, no container and
