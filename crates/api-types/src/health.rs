@@ -86,10 +86,26 @@ pub struct RunnerImageHealth {
     pub last_pull_error: Option<String>,
 }
 
+/// One background loop of the orchestrator (reconcile, scale, poll, Docker
+/// events, image pulls), as its last passes tell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LoopHealth {
+    /// How often the loop is meant to pass; absent for loops driven by events.
+    pub interval_seconds: Option<u64>,
+    /// Successful passes since the start.
+    pub passes: u64,
+    /// When the last successful pass ended.
+    pub last_pass_at: Option<DateTime<Utc>>,
+    /// Overdue by more than twice its interval (intervals under 10 s are
+    /// judged as 10 s): the orchestrator is then `degraded`.
+    pub late: bool,
+}
+
 /// `GET /health` of the orchestrator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OrchestratorHealth {
-    /// `ok`, or `degraded` when Docker or GitHub does not answer.
+    /// `ok`, or `degraded` when Docker or GitHub does not answer or a
+    /// background loop is late.
     pub status: HealthStatus,
     /// The orchestrator's version.
     pub version: String,
@@ -103,6 +119,9 @@ pub struct OrchestratorHealth {
     pub runners: BTreeMap<RunnerState, usize>,
     /// The cap on runners alive at once (`MAX_RUNNERS`).
     pub max_runners: u32,
+    /// Each background loop that runs, by name.
+    #[serde(default)]
+    pub loops: BTreeMap<String, LoopHealth>,
 }
 
 /// `GET /health` of the gateway, and `GET /api/v1/health` with the

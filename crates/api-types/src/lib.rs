@@ -22,8 +22,8 @@ pub mod webhooks;
 pub use cleanup::{CleanupReport, RemovalReason, RemovedRunner};
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::{
-    DockerHealth, GatewayHealth, GitHubHealth, HealthStatus, OrchestratorHealth, RateLimitBucket,
-    RunnerImageHealth,
+    DockerHealth, GatewayHealth, GitHubHealth, HealthStatus, LoopHealth, OrchestratorHealth,
+    RateLimitBucket, RunnerImageHealth,
 };
 pub use runners::{
     CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ListRunnersQuery,

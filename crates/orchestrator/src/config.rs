@@ -68,6 +68,11 @@ pub struct Config {
     /// whose certificate a private CA signed).
     #[arg(long, env = "GITHUB_CA_FILE")]
     pub github_ca_file: Option<std::path::PathBuf>,
+    /// At shutdown, how long requests in flight may take to finish before
+    /// they are cut off; idle runners are removed after it. Keep it below
+    /// the container's stop grace period (Compose: 30 s) minus 8 s.
+    #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub shutdown_drain_seconds: u64,
     /// GitHub requests in flight at once, at most (GitHub's secondary
     /// limits refuse clients with too many concurrent requests).
     #[arg(long, env = "GITHUB_MAX_CONCURRENT_REQUESTS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]

@@ -11,9 +11,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::runners::Fleet;
+use crate::supervisor::Beat;
 
 /// Follows exits until `stop`; reconnects when the event stream drops.
-pub async fn watch_exits(fleet: Arc<Fleet>, stop: CancellationToken) {
+/// Each event taken is a `beat` (the loop is driven by events, so it is
+/// never "late").
+pub async fn watch_exits(fleet: Arc<Fleet>, stop: CancellationToken, beat: Beat) {
     let tasks = TaskTracker::new();
     loop {
         let mut exits = Box::pin(fleet.docker.exits());
@@ -28,6 +31,7 @@ pub async fn watch_exits(fleet: Arc<Fleet>, stop: CancellationToken) {
             };
             match next {
                 Some(Ok(exit)) => {
+                    beat.pass();
                     debug!(runner = %exit.name, exit_code = ?exit.exit_code, "runner container exited");
                     let fleet = fleet.clone();
                     tasks.spawn(async move {

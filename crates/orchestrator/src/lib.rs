@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`config`]: every environment variable, parsed once.
 //! - [`startup`]: [`startup::Application`], which binds, serves and shuts down.
+//! - [`supervisor`]: the background loops, supervised, and their heartbeats.
 //! - [`api`]: the HTTP API (where a request goes).
 //! - [`runners`]: the lifecycle (where a runner is created and destroyed)
 //!   and [`runners::Registry`], the in-memory view.
@@ -27,6 +28,7 @@ pub mod reconciler;
 pub mod runners;
 pub mod scope;
 pub mod startup;
+pub mod supervisor;
 pub mod telemetry;
 
 pub use service_kit::{healthcheck, shutdown_signal};

@@ -32,10 +32,15 @@ use crate::github::client::DeleteOutcome;
 use crate::runners::registry::ContainerPhase;
 use crate::runners::{Fleet, FleetError};
 use crate::scope::Scope;
+use crate::supervisor::Beat;
 
 /// A container younger than this is not judged by a listing taken before it
 /// was registered.
 const LISTING_MARGIN: chrono::Duration = chrono::Duration::seconds(10);
+
+/// The warning of a pass that could not read Docker's containers (and so
+/// did nothing).
+const NO_CONTAINERS: &str = "could not list containers";
 
 /// Runs reconcile passes one at a time.
 #[derive(Debug)]
@@ -54,11 +59,15 @@ impl Reconciler {
         }
     }
 
-    /// Passes every interval (or when woken) until `stop`.
-    pub async fn run(&self, stop: CancellationToken) {
+    /// Passes every interval (or when woken) until `stop`; each pass that
+    /// could read Docker's containers is a `beat`.
+    pub async fn run(&self, stop: CancellationToken, beat: Beat) {
         let interval = Duration::from_secs(self.fleet.config.reconcile_interval_seconds);
         loop {
             let report = self.pass().await;
+            if !report.warnings.iter().any(|w| w.starts_with(NO_CONTAINERS)) {
+                beat.pass();
+            }
             if !report.removed.is_empty() {
                 info!(removed = report.removed.len(), by_reason = ?report.by_reason, "reconcile pass removed runners");
             }
@@ -83,9 +92,7 @@ impl Reconciler {
         let first = match fleet.docker.list_runners().await {
             Ok(c) => c,
             Err(e) => {
-                report
-                    .warnings
-                    .push(format!("could not list containers: {e}"));
+                report.warnings.push(format!("{NO_CONTAINERS}: {e}"));
                 return report;
             }
         };
@@ -113,9 +120,7 @@ impl Reconciler {
         let containers = match fleet.docker.list_runners().await {
             Ok(c) => c,
             Err(e) => {
-                report
-                    .warnings
-                    .push(format!("could not list containers: {e}"));
+                report.warnings.push(format!("{NO_CONTAINERS}: {e}"));
                 return report;
             }
         };

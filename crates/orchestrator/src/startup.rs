@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use futures::future::join_all;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::api::{self, AppState};
 use crate::autoscaler::{self, Autoscaler};
@@ -22,9 +23,13 @@ use crate::github::GitHubClient;
 use crate::github::client::load_ca_file;
 use crate::reconciler::Reconciler;
 use crate::runners::{Fleet, FleetError};
+use crate::supervisor::{Heartbeats, Supervisor};
 
-/// How long shutdown may take in all.
-const SHUTDOWN_LIMIT: Duration = Duration::from_secs(25);
+/// How long the background loops get to stop at shutdown.
+const LOOPS_STOP_LIMIT: Duration = Duration::from_secs(2);
+/// How long removing idle runners may take at shutdown: with the default
+/// drain of 20 s, shutdown ends within 28 s, inside Compose's 30 s grace.
+const IDLE_REMOVAL_LIMIT: Duration = Duration::from_secs(6);
 
 /// A built, bound, not yet running orchestrator.
 #[derive(Debug)]
@@ -82,67 +87,140 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops taking creates, lets
-    /// the requests in flight finish, removes idle runners (busy ones are
-    /// left to finish; the next start adopts them), and returns.
+    /// the requests in flight finish for at most `SHUTDOWN_DRAIN_SECONDS`,
+    /// stops the background loops, removes idle runners (busy ones are left
+    /// to finish; the next start adopts them), and returns: all within
+    /// Compose's 30 s stop grace period with the default drain of 20 s.
     ///
     /// # Errors
-    /// When the server fails.
+    /// When the server fails, or a background loop dies (panics or ends on
+    /// its own): the process must then exit non-zero so that Docker's
+    /// restart policy brings it back.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
         let fleet = self.fleet.clone();
-        let background = vec![
-            tokio::spawn({
-                let reconciler = self.reconciler.clone();
-                let stop = stop.clone();
-                async move { reconciler.run(stop).await }
-            }),
-            tokio::spawn(events::watch_exits(fleet.clone(), stop.clone())),
-            tokio::spawn({
-                let fleet = fleet.clone();
-                let stop = stop.clone();
-                async move { fleet.run_image_puller(stop).await }
-            }),
-            tokio::spawn({
-                let autoscaler = self.autoscaler.clone();
-                let stop = stop.clone();
-                async move { autoscaler.run(stop).await }
-            }),
-            tokio::spawn(autoscaler::poller::run(
-                self.autoscaler.clone(),
+        let config = fleet.config.clone();
+        let heartbeats = Heartbeats::default();
+        let mut loops = Supervisor::new(stop.clone());
+        loops.spawn("reconcile", {
+            let reconciler = self.reconciler.clone();
+            let beat = heartbeats.register(
+                "reconcile",
+                Some(Duration::from_secs(config.reconcile_interval_seconds)),
+            );
+            let stop = stop.clone();
+            async move { reconciler.run(stop, beat).await }
+        });
+        loops.spawn(
+            "docker_events",
+            events::watch_exits(
+                fleet.clone(),
                 stop.clone(),
-            )),
-        ];
+                heartbeats.register("docker_events", None),
+            ),
+        );
+        if config.runner_image_pull_interval_seconds > 0 {
+            loops.spawn("image_pull", {
+                let fleet = fleet.clone();
+                let beat = heartbeats.register(
+                    "image_pull",
+                    Some(Duration::from_secs(
+                        config.runner_image_pull_interval_seconds,
+                    )),
+                );
+                let stop = stop.clone();
+                async move { fleet.run_image_puller(stop, beat).await }
+            });
+        }
+        if self.autoscaler.enabled() {
+            loops.spawn("scale", {
+                let autoscaler = self.autoscaler.clone();
+                let beat = heartbeats.register("scale", Some(autoscaler::TICK));
+                let stop = stop.clone();
+                async move { autoscaler.run(stop, beat).await }
+            });
+        }
+        if autoscaler::poller::enabled(&config) {
+            loops.spawn(
+                "poll",
+                autoscaler::poller::run(
+                    self.autoscaler.clone(),
+                    stop.clone(),
+                    heartbeats.register(
+                        "poll",
+                        Some(Duration::from_secs(config.autoscale_poll_interval_seconds)),
+                    ),
+                ),
+            );
+        }
         let state = AppState {
             fleet: fleet.clone(),
             reconciler: self.reconciler.clone(),
             autoscaler: self.autoscaler.clone(),
+            loops: heartbeats,
         };
-        info!(port = self.port(), instance = %fleet.config.instance_id, "gha-orchestrator listening");
-        let shutdown_fleet = fleet.clone();
-        service_kit::serve(
+        info!(port = self.port(), instance = %config.instance_id, "gha-orchestrator listening");
+
+        let drain = Duration::from_secs(config.shutdown_drain_seconds);
+        let draining = Arc::new(Notify::new());
+        let server = service_kit::serve(
             self.listener,
             api::app(state),
-            async move {
-                shutdown.await;
-                info!("shutting down: no new runners; finishing requests in flight");
-                shutdown_fleet.begin_shutdown();
+            {
+                let fleet = fleet.clone();
+                let draining = draining.clone();
+                async move {
+                    shutdown.await;
+                    info!(
+                        drain_seconds = drain.as_secs(),
+                        "shutting down: no new runners; finishing requests in flight"
+                    );
+                    fleet.begin_shutdown();
+                    draining.notify_one();
+                }
             },
             service_kit::HEADER_READ_TIMEOUT,
-        )
-        .await?;
-        stop.cancel();
-        if tokio::time::timeout(SHUTDOWN_LIMIT, remove_idle_runners(&fleet))
-            .await
-            .is_err()
+        );
+        let deadline = async {
+            draining.notified().await;
+            tokio::time::sleep(drain).await;
+        };
+        let failure = tokio::select! {
+            served = server => {
+                served?;
+                None
+            }
+            () = deadline => {
+                warn!(drain_seconds = drain.as_secs(), "shutdown: requests still in flight after SHUTDOWN_DRAIN_SECONDS are cut off");
+                None
+            }
+            failure = loops.first_failure() => Some(failure),
+        };
+        if let Some(failure) = &failure {
+            error!(loop_name = failure.name, reason = %failure.how, "a background loop died; exiting so that the container is restarted");
+            fleet.begin_shutdown();
+        }
+        let still_running = loops.stop(LOOPS_STOP_LIMIT).await;
+        if !still_running.is_empty() {
+            warn!(loops = ?still_running, "shutdown: background loops did not stop in time; aborted");
+        }
+        if failure.is_none()
+            && tokio::time::timeout(IDLE_REMOVAL_LIMIT, remove_idle_runners(&fleet))
+                .await
+                .is_err()
         {
             warn!("shutdown: idle runners not all removed in time; the next start cleans them");
         }
-        let _ = tokio::time::timeout(Duration::from_secs(3), join_all(background)).await;
-        info!("gha-orchestrator stopped");
-        Ok(())
+        match failure {
+            Some(failure) => Err(failure.into()),
+            None => {
+                info!("gha-orchestrator stopped");
+                Ok(())
+            }
+        }
     }
 }
 

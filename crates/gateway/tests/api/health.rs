@@ -37,6 +37,7 @@ fn orchestrator_health(status: HealthStatus) -> OrchestratorHealth {
         },
         runners: BTreeMap::new(),
         max_runners: 10,
+        loops: Default::default(),
     }
 }
 

@@ -5,6 +5,7 @@ use api_types::{DockerHealth, GitHubHealth, HealthStatus, OrchestratorHealth, Ra
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use tracing::warn;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -20,8 +21,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Health of the orchestrator and what it depends on.
 ///
 /// 200 when Docker answers; 503 (`degraded`) when it does not. GitHub's
-/// state is reported but a GitHub outage alone does not fail the check:
-/// existing runners keep working without it.
+/// state and each background loop's last pass are reported; a GitHub
+/// outage or a late loop makes it `degraded` but leaves it at 200:
+/// existing runners keep working without them.
 #[utoipa::path(
     get, path = "/health", tag = "health",
     responses(
@@ -96,7 +98,11 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
             .collect(),
         error: github_error,
     };
-    let status = if docker.reachable && github.reachable {
+    let loops = state.loops.snapshot();
+    for (name, record) in loops.iter().filter(|(_, r)| r.late) {
+        warn!(loop_name = %name, last_pass_at = ?record.last_pass_at, "background loop is late");
+    }
+    let status = if docker.reachable && github.reachable && !loops.values().any(|l| l.late) {
         HealthStatus::Ok
     } else {
         HealthStatus::Degraded
@@ -116,6 +122,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
             github,
             runners: fleet.registry.counts(),
             max_runners: fleet.config.max_runners,
+            loops,
         }),
     )
 }

@@ -30,6 +30,7 @@ pub use error::ApiError;
 use crate::autoscaler::Autoscaler;
 use crate::reconciler::Reconciler;
 use crate::runners::Fleet;
+use crate::supervisor::Heartbeats;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub reconciler: Arc<Reconciler>,
     /// Demand from webhooks and polling.
     pub autoscaler: Arc<Autoscaler>,
+    /// What each background loop last reported, for `/health`.
+    pub loops: Heartbeats,
 }
 
 #[derive(OpenApi)]

@@ -36,9 +36,10 @@ use crate::github::{GitHubError, WorkflowJob};
 use crate::runners::request::BatchPlan;
 use crate::runners::{Fleet, FleetError, RunnerView};
 use crate::scope::Scope;
+use crate::supervisor::Beat;
 
 /// Scaling ticks happen at least this often, even with no news.
-const TICK: Duration = Duration::from_secs(2);
+pub const TICK: Duration = Duration::from_secs(2);
 /// Stale queued jobs re-checked with GitHub per tick, at most.
 const STALE_CHECKS_PER_TICK: usize = 5;
 
@@ -168,13 +169,12 @@ impl Autoscaler {
         }
     }
 
-    /// Scales every tick (or when woken) until `stop`.
-    pub async fn run(&self, stop: CancellationToken) {
-        if !self.enabled() {
-            return;
-        }
+    /// Scales every tick (or when woken) until `stop`; each tick is a
+    /// `beat`. Run only when [`Self::enabled`].
+    pub async fn run(&self, stop: CancellationToken, beat: Beat) {
         loop {
             self.tick().await;
+            beat.pass();
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(TICK) => {}

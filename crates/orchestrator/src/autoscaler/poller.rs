@@ -19,9 +19,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::Autoscaler;
+use crate::config::Config;
 use crate::github::pages::FILTERED_RUNS_CAP;
 use crate::github::{GitHubClient, GitHubError, PageCache};
 use crate::scope::Scope;
+use crate::supervisor::Beat;
 
 /// Run statuses whose jobs may still be queued.
 const RUN_STATUSES: [&str; 2] = ["queued", "in_progress"];
@@ -45,26 +47,38 @@ struct Cache {
     capped: HashSet<(String, &'static str)>,
 }
 
-/// Polls until `stop`; does nothing when polling is off.
-pub async fn run(autoscaler: Arc<Autoscaler>, stop: CancellationToken) {
-    let config = autoscaler.fleet.config.clone();
-    let interval = config.autoscale_poll_interval_seconds;
-    if interval == 0 {
-        return;
+/// Whether polling runs: it is on (`AUTOSCALE_POLL_INTERVAL_SECONDS`) and
+/// names a repository (warns when it is on with none).
+pub fn enabled(config: &Config) -> bool {
+    if config.autoscale_poll_interval_seconds == 0 {
+        return false;
     }
-    let repositories = config.served_repositories();
-    if repositories.is_empty() {
+    if config.served_repositories().is_empty() {
         warn!(
             "polling is on but no repository is named (GITHUB_REPOSITORY or ALLOWED_REPOSITORIES): organization jobs are found through webhooks only"
         );
-        return;
+        return false;
     }
+    true
+}
+
+/// Polls until `stop`; a round that read every repository is a `beat`.
+/// Run only when [`enabled`].
+pub async fn run(autoscaler: Arc<Autoscaler>, stop: CancellationToken, beat: Beat) {
+    let config = autoscaler.fleet.config.clone();
+    let interval = config.autoscale_poll_interval_seconds.max(1);
+    let repositories = config.served_repositories();
     let mut cache = Cache::default();
     loop {
+        let mut complete = true;
         for repo in &repositories {
             if let Err(e) = poll_repository(&autoscaler, &mut cache, repo).await {
+                complete = false;
                 debug!(repository = %repo.target(), error = %e, "poll failed; next interval retries");
             }
+        }
+        if complete {
+            beat.pass();
         }
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(interval)) => {}

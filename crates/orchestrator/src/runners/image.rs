@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::{Fleet, FleetError};
+use crate::supervisor::Beat;
 
 /// How long one pull may take.
 const PULL_LIMIT: Duration = Duration::from_secs(1800);
@@ -96,12 +97,10 @@ impl Fleet {
         }
     }
 
-    /// Pulls the runner image now and every interval until `stop`.
-    pub async fn run_image_puller(&self, stop: CancellationToken) {
-        let interval = self.config.runner_image_pull_interval_seconds;
-        if interval == 0 {
-            return;
-        }
+    /// Pulls the runner image now and every interval until `stop`; each
+    /// successful pull is a `beat`. Run only when the interval is not 0.
+    pub async fn run_image_puller(&self, stop: CancellationToken, beat: Beat) {
+        let interval = self.config.runner_image_pull_interval_seconds.max(1);
         loop {
             let image = self.config.runner_image.clone();
             info!(image = %image, "pulling runner image");
@@ -110,7 +109,10 @@ impl Fleet {
                 _ = stop.cancelled() => return,
             };
             match &result {
-                Ok(()) => info!(image = %image, "runner image is up to date"),
+                Ok(()) => {
+                    beat.pass();
+                    info!(image = %image, "runner image is up to date");
+                }
                 Err(e) => {
                     let present = matches!(self.docker.image_digest(&image).await, Ok(Some(_)));
                     if present {

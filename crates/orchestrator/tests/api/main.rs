@@ -16,4 +16,5 @@ mod lost_answers;
 mod private_ca;
 mod rate_buckets;
 mod secrets;
+mod supervision;
 mod webhooks;
