@@ -77,6 +77,10 @@ pub struct Config {
     /// limits refuse clients with too many concurrent requests).
     #[arg(long, env = "GITHUB_MAX_CONCURRENT_REQUESTS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub github_max_concurrent_requests: u16,
+    /// The most one GitHub call may take, retries included, in seconds:
+    /// keep it below the gateway's `UPSTREAM_TIMEOUT_SECONDS` (30).
+    #[arg(long, env = "GITHUB_RETRY_DEADLINE_SECONDS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub github_retry_deadline_seconds: u64,
     /// Timeout of one GitHub API call, in seconds.
     #[arg(long, env = "GITHUB_TIMEOUT_SECONDS", default_value_t = 15)]
     pub github_timeout_seconds: u64,

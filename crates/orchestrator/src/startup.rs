@@ -62,6 +62,7 @@ impl Application {
             Duration::from_secs(config.github_timeout_seconds.max(1)),
             &extra_roots,
             usize::from(config.github_max_concurrent_requests),
+            Duration::from_secs(config.github_retry_deadline_seconds),
         )?;
         let docker = DockerEngine::connect(&config.instance_id, config.docker_timeout())
             .context("DOCKER_HOST")?;

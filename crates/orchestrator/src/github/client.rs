@@ -9,8 +9,11 @@
 //! `runners::provision`, which looks the runner up by name).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use backon::{ExponentialBuilder, Retryable};
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -30,7 +33,7 @@ use crate::scope::Scope;
 
 /// Attempts per idempotent call for 5xx answers and connection errors.
 const MAX_ATTEMPTS: u32 = 3;
-/// First retry delay; doubled for each further attempt.
+/// First retry delay; doubled for each further attempt, with jitter.
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 
 /// Why a GitHub call failed.
@@ -120,6 +123,9 @@ pub struct GitHubClient {
     /// a client with too many concurrent requests (a burst of 100 creates
     /// would otherwise send 100 POSTs together).
     in_flight: Arc<Semaphore>,
+    /// The most one call may take, retries included: shorter than the
+    /// gateway's upstream timeout, so an answer comes before it gives up.
+    deadline: Duration,
     /// The last call's failure, for `/health`; `None` after a success.
     last_error: Arc<Mutex<Option<String>>>,
 }
@@ -165,6 +171,7 @@ impl GitHubClient {
         timeout: Duration,
         extra_roots: &[Certificate],
         max_concurrent_requests: usize,
+        deadline: Duration,
     ) -> anyhow::Result<Self> {
         let mut authorization =
             HeaderValue::from_str(&format!("Bearer {}", token.expose_secret().trim())).map_err(
@@ -195,6 +202,7 @@ impl GitHubClient {
             authorization,
             rate_limit: Arc::default(),
             in_flight: Arc::new(Semaphore::new(max_concurrent_requests.max(1))),
+            deadline,
             last_error: Arc::default(),
         })
     }
@@ -578,6 +586,9 @@ impl GitHubClient {
         result
     }
 
+    /// Sends the request; an idempotent one is tried again (with jittered
+    /// exponential backoff, by `backon`) after a 5xx or a lost connection,
+    /// all within the client's overall deadline per call.
     async fn send_with_retries(
         &self,
         method: Method,
@@ -590,111 +601,136 @@ impl GitHubClient {
         let resource = resource_of(&method, path);
         // A repeat of a POST could register a second runner or spend a
         // second token: only requests that mean the same twice are retried.
-        let attempts = if method == Method::GET || method == Method::DELETE {
-            MAX_ATTEMPTS
-        } else {
-            1
+        let idempotent = method == Method::GET || method == Method::DELETE;
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(FIRST_BACKOFF)
+            .with_max_times(if idempotent {
+                MAX_ATTEMPTS as usize - 1
+            } else {
+                0
+            })
+            .with_jitter();
+        let attempts = AtomicU32::new(0);
+        let attempt = || async {
+            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            self.attempt(
+                &method,
+                url,
+                body.as_ref(),
+                what,
+                if_none_match,
+                resource,
+                attempt,
+            )
+            .await
         };
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if let Some(wait) = self.rate_limit.paused_for(resource) {
-                return Err(GitHubError::RateLimited {
-                    resource: resource.to_owned(),
-                    wait,
-                });
-            }
-            // Held until the answer's head is in; reading the body after it
-            // needs no slot. The semaphore is never closed.
-            let slot = self.in_flight.acquire().await;
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .header(header::AUTHORIZATION, self.authorization.clone());
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
-            if let Some(etag) = if_none_match {
-                request = request.header(header::IF_NONE_MATCH, etag);
-            }
-            let retry = match request.send().await {
-                Ok(response) => {
-                    self.rate_limit.observe(response.headers(), resource);
-                    let status = response.status();
-                    if status.is_success() || status == StatusCode::NOT_MODIFIED {
-                        return Ok(response);
-                    }
-                    let headers = response.headers().clone();
-                    let error: GitHubErrorBody = response.json().await.unwrap_or_default();
-                    match status {
-                        StatusCode::UNAUTHORIZED => return Err(GitHubError::Unauthorized),
-                        StatusCode::NOT_FOUND => {
-                            return Err(GitHubError::NotFound(what.to_owned()));
-                        }
-                        StatusCode::CONFLICT => return Err(GitHubError::Conflict(error.message)),
-                        StatusCode::UNPROCESSABLE_ENTITY => {
-                            return Err(GitHubError::Unprocessable(error.message));
-                        }
-                        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
-                            match RateLimitState::classify(
-                                status.as_u16(),
-                                &headers,
-                                &error.documentation_url,
-                                &error.message,
-                            ) {
-                                Some(throttle) => {
-                                    let charged = headers
-                                        .get("x-ratelimit-resource")
-                                        .and_then(|v| v.to_str().ok())
-                                        .unwrap_or(resource)
-                                        .to_owned();
-                                    warn!(
-                                        status = status.as_u16(),
-                                        resource = %charged,
-                                        kind = ?throttle,
-                                        wait_seconds = throttle.wait().as_secs(),
-                                        "GitHub rate limit reached; pausing those GitHub calls"
-                                    );
-                                    self.rate_limit.pause(throttle, &charged);
-                                    return Err(GitHubError::RateLimited {
-                                        resource: charged,
-                                        wait: throttle.wait(),
-                                    });
-                                }
-                                None => return Err(GitHubError::Forbidden(error.message)),
-                            }
-                        }
-                        s if s.is_server_error() => GitHubError::Status {
-                            status: s.as_u16(),
-                            message: if error.message.is_empty() {
-                                s.canonical_reason().unwrap_or("server error").to_owned()
-                            } else {
-                                error.message
-                            },
-                            attempts: attempt,
-                        },
-                        s => {
-                            return Err(GitHubError::Status {
-                                status: s.as_u16(),
-                                message: error.message,
-                                attempts: attempt,
-                            });
-                        }
-                    }
-                }
-                Err(e) => GitHubError::Unreachable {
-                    message: transport_message(&e),
-                    attempts: attempt,
-                },
-            };
-            drop(slot);
-            if attempt >= attempts {
-                return Err(retry);
-            }
-            let delay = FIRST_BACKOFF * 2u32.pow(attempt - 1);
-            debug!(%method, path = path.split('?').next().unwrap_or_default(), attempt, error = %retry, "retrying GitHub call");
-            tokio::time::sleep(delay).await;
+        let retried = attempt
+            .retry(backoff)
+            .when(|e| {
+                matches!(e, GitHubError::Unreachable { .. })
+                    || matches!(e, GitHubError::Status { status, .. } if *status >= 500)
+            })
+            .notify(|error, delay| {
+                debug!(%method, path = path.split('?').next().unwrap_or_default(), %error, delay_ms = delay.as_millis() as u64, "retrying GitHub call");
+            });
+        match tokio::time::timeout(self.deadline, retried).await {
+            Ok(result) => result,
+            Err(_) => Err(GitHubError::Unreachable {
+                message: format!(
+                    "no answer within {}s (GITHUB_RETRY_DEADLINE_SECONDS)",
+                    self.deadline.as_secs()
+                ),
+                attempts: attempts.load(Ordering::Relaxed),
+            }),
         }
+    }
+
+    /// One attempt: the answer's status read as GitHub documents it.
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        what: &str,
+        if_none_match: Option<&str>,
+        resource: &str,
+        attempt: u32,
+    ) -> Result<Response, GitHubError> {
+        if let Some(wait) = self.rate_limit.paused_for(resource) {
+            return Err(GitHubError::RateLimited {
+                resource: resource.to_owned(),
+                wait,
+            });
+        }
+        // Held until the answer's head is in; reading the body after it
+        // needs no slot. The semaphore is never closed.
+        let _slot = self.in_flight.acquire().await;
+        let mut request = self
+            .http
+            .request(method.clone(), url)
+            .header(header::AUTHORIZATION, self.authorization.clone());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(etag) = if_none_match {
+            request = request.header(header::IF_NONE_MATCH, etag);
+        }
+        let response = request.send().await.map_err(|e| GitHubError::Unreachable {
+            message: transport_message(&e),
+            attempts: attempt,
+        })?;
+        self.rate_limit.observe(response.headers(), resource);
+        let status = response.status();
+        if status.is_success() || status == StatusCode::NOT_MODIFIED {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        let error: GitHubErrorBody = response.json().await.unwrap_or_default();
+        Err(match status {
+            StatusCode::UNAUTHORIZED => GitHubError::Unauthorized,
+            StatusCode::NOT_FOUND => GitHubError::NotFound(what.to_owned()),
+            StatusCode::CONFLICT => GitHubError::Conflict(error.message),
+            StatusCode::UNPROCESSABLE_ENTITY => GitHubError::Unprocessable(error.message),
+            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
+                match RateLimitState::classify(
+                    status.as_u16(),
+                    &headers,
+                    &error.documentation_url,
+                    &error.message,
+                ) {
+                    Some(throttle) => {
+                        let charged = headers
+                            .get("x-ratelimit-resource")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or(resource)
+                            .to_owned();
+                        warn!(
+                            status = status.as_u16(),
+                            resource = %charged,
+                            kind = ?throttle,
+                            wait_seconds = throttle.wait().as_secs(),
+                            "GitHub rate limit reached; pausing those GitHub calls"
+                        );
+                        self.rate_limit.pause(throttle, &charged);
+                        GitHubError::RateLimited {
+                            resource: charged,
+                            wait: throttle.wait(),
+                        }
+                    }
+                    None => GitHubError::Forbidden(error.message),
+                }
+            }
+            s => GitHubError::Status {
+                status: s.as_u16(),
+                message: if error.message.is_empty() {
+                    s.canonical_reason().unwrap_or("error").to_owned()
+                } else {
+                    error.message
+                },
+                attempts: attempt,
+            },
+        })
     }
 }
 

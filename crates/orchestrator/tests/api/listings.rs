@@ -54,6 +54,7 @@ async fn the_client_reads_every_page() {
         Duration::from_secs(10),
         &[],
         20,
+        Duration::from_secs(25),
     )
     .unwrap();
     let repo = Scope::repository(REPO).unwrap();
