@@ -95,9 +95,10 @@ pub struct Config {
     /// Images a create request may ask for (comma-separated); default: `RUNNER_IMAGE` only.
     #[arg(long, env = "RUNNER_IMAGE_ALLOWLIST", value_delimiter = ',')]
     pub runner_image_allowlist: Vec<String>,
-    /// Command the runner container runs (split on whitespace).
-    #[arg(long, env = "RUNNER_COMMAND", default_value = "/home/runner/run.sh")]
-    pub runner_command: String,
+    /// Command the runner container runs, split as a POSIX shell would
+    /// (quotes keep spaces; no shell runs it).
+    #[arg(long, env = "RUNNER_COMMAND", default_value = "/home/runner/run.sh", value_parser = parse_command)]
+    pub runner_command: RunnerCommand,
     /// Extra environment for runner containers, `KEY=VALUE` pairs, comma-separated.
     #[arg(long, env = "RUNNER_ENV", value_delimiter = ',')]
     pub runner_env: Vec<String>,
@@ -263,9 +264,6 @@ impl Config {
         if self.reconcile_interval_seconds == 0 {
             return Err("RECONCILE_INTERVAL_SECONDS must be at least 1".into());
         }
-        if self.runner_command_args().is_empty() {
-            return Err("RUNNER_COMMAND must not be empty".into());
-        }
         if self.instance_id.is_empty() || self.instance_id.len() > 63 {
             return Err("ORCHESTRATOR_ID must be 1 to 63 characters".into());
         }
@@ -420,7 +418,7 @@ impl Config {
     /// `RUNNER_COMMAND` split into arguments: on whitespace, except inside
     /// single or double quotes (no other shell syntax).
     pub fn runner_command_args(&self) -> Vec<String> {
-        split_command(&self.runner_command)
+        self.runner_command.0.clone()
     }
 
     /// The per-call Docker timeout.
@@ -429,36 +427,18 @@ impl Config {
     }
 }
 
-/// Splits a command line on whitespace, keeping quoted parts together.
-fn split_command(line: &str) -> Vec<String> {
-    let mut args = Vec::new();
-    let mut current = String::new();
-    let mut in_arg = false;
-    let mut quote: Option<char> = None;
-    for c in line.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => current.push(c),
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_arg = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_arg {
-                    args.push(std::mem::take(&mut current));
-                    in_arg = false;
-                }
-            }
-            (None, c) => {
-                current.push(c);
-                in_arg = true;
-            }
-        }
+/// `RUNNER_COMMAND`, split into the container's argument vector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunnerCommand(pub Vec<String>);
+
+/// Splits `RUNNER_COMMAND` with POSIX shell rules (`shlex`).
+fn parse_command(line: &str) -> Result<RunnerCommand, String> {
+    let args =
+        shlex::split(line).ok_or_else(|| "unbalanced quotes or a trailing backslash".to_owned())?;
+    if args.is_empty() {
+        return Err("must name a command".to_owned());
     }
-    if in_arg {
-        args.push(current);
-    }
-    args
+    Ok(RunnerCommand(args))
 }
 
 /// Names become container names and GitHub runner names: keep to what both accept.
@@ -516,12 +496,26 @@ mod tests {
 
     #[test]
     fn commands_split_like_a_shell_would() {
+        let split = |line: &str| parse_command(line).map(|c| c.0);
         assert_eq!(
-            split_command("/home/runner/run.sh"),
+            split("/home/runner/run.sh").unwrap(),
             ["/home/runner/run.sh"]
         );
-        assert_eq!(split_command("sh -c 'exit 7'"), ["sh", "-c", "exit 7"]);
-        assert_eq!(split_command(r#"a "b c"  d ''"#), ["a", "b c", "d", ""]);
+        assert_eq!(split("sh -c 'exit 7'").unwrap(), ["sh", "-c", "exit 7"]);
+        assert_eq!(split(r#"a "b c"  d ''"#).unwrap(), ["a", "b c", "d", ""]);
+        assert_eq!(split(r#"echo a\ b"#).unwrap(), ["echo", "a b"]);
+        assert!(split("sh -c 'unclosed").is_err());
+        assert!(split("   ").is_err());
+        let error = Config::try_parse_from([
+            "gha-orchestrator",
+            "--github-token",
+            "t",
+            "--runner-command",
+            "sh -c 'oops",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("unbalanced quotes"), "{error}");
     }
 
     #[test]

@@ -166,7 +166,9 @@ pub struct JobBook {
 
 impl JobBook {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("job book lock")
+        // A panic while holding it leaves plain records: the supervisor
+        // ends the process anyway, so no second panic here.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Claims a delivery (`X-GitHub-Delivery`) for handling, or says it was
@@ -306,11 +308,25 @@ impl JobBook {
         self.lock().jobs.get(&id).cloned()
     }
 
-    /// Forgets completed jobs after an hour.
-    pub fn prune(&self) {
+    /// Forgets completed jobs after an hour, and any job first heard of
+    /// longer than `max_age` ago whatever its state (a runner lives no
+    /// longer than that, so nothing acts on such a job any more): the book
+    /// stays bounded even when a job's last delivery never comes.
+    pub fn prune(&self, max_age: Duration) {
         self.lock().jobs.retain(|_, e| {
-            e.report.status != JobStatus::Completed || e.updated.elapsed() < COMPLETED_KEPT
+            e.first_seen.elapsed() < max_age
+                && (e.report.status != JobStatus::Completed || e.updated.elapsed() < COMPLETED_KEPT)
         });
+    }
+
+    /// How many jobs the book holds.
+    pub fn len(&self) -> usize {
+        self.lock().jobs.len()
+    }
+
+    /// Whether the book holds no job.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -329,6 +345,18 @@ mod tests {
             conclusion: None,
             runner_name: None,
         }
+    }
+
+    #[test]
+    fn the_book_forgets_jobs_older_than_a_runners_lifetime_whatever_their_state() {
+        let book = JobBook::default();
+        book.observe(report(1, JobStatus::Queued));
+        book.observe(report(2, JobStatus::InProgress));
+        book.observe(report(3, JobStatus::Completed));
+        book.prune(Duration::from_secs(3600));
+        assert_eq!(book.len(), 3, "young jobs stay, completed ones for an hour");
+        book.prune(Duration::ZERO);
+        assert!(book.is_empty());
     }
 
     #[test]

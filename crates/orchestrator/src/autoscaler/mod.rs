@@ -185,7 +185,9 @@ impl Autoscaler {
 
     /// One scaling decision per scope.
     pub async fn tick(&self) {
-        self.jobs.prune();
+        self.jobs.prune(Duration::from_secs(
+            self.fleet.config.runner_max_lifetime_seconds,
+        ));
         if self.fleet.is_shutting_down() {
             return;
         }

@@ -46,7 +46,7 @@ impl ImageStatus {
     }
 
     fn record(&self, result: &Result<(), String>) {
-        let mut inner = self.inner.lock().expect("image lock");
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match result {
             Ok(()) => {
                 inner.last_pulled_at = Some(Utc::now());
@@ -58,7 +58,7 @@ impl ImageStatus {
 
     /// The `/health` part, given the local digest (when Docker answered).
     pub fn health(&self, digest: Option<String>) -> RunnerImageHealth {
-        let inner = self.inner.lock().expect("image lock").clone();
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone();
         RunnerImageHealth {
             image: self.image.clone(),
             present: digest.is_some(),
