@@ -99,7 +99,8 @@ async fn bad_signatures_are_refused_and_create_nothing() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "invalid_signature");
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Two scaling passes after the refusals: nothing was made.
+    env.wait_passes("scale", 2).await;
     assert!(env.containers().is_empty());
     assert_eq!(env.jit_calls().await, 0);
     // The same delivery, signed: accepted within a second.
@@ -164,7 +165,7 @@ async fn signed_deliveries_that_are_not_ours_create_nothing() {
             "{event:?}: {answer}"
         );
     }
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.wait_passes("scale", 2).await;
     assert!(env.containers().is_empty());
     assert_eq!(env.jit_calls().await, 0);
 }
@@ -219,7 +220,9 @@ async fn a_job_with_labels_we_do_not_serve_gets_no_runner() {
     )]))
     .await;
     let job = env.queue_job(&["self-hosted", "gpu"], 1000).await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Two polls that saw the job, and a scaling pass after them.
+    env.wait_passes("poll", 2).await;
+    env.wait_passes("scale", 1).await;
     assert!(env.containers().is_empty());
     assert_eq!(env.jit_calls().await, 0);
     assert_eq!(env.job(job).await["status"], "queued");
@@ -362,7 +365,7 @@ async fn job_state_only_moves_forward_and_replays_change_nothing() {
         .await
         .unwrap();
     assert_eq!(replay["outcome"], "duplicate");
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.wait_passes("scale", 2).await;
     assert!(env.containers().is_empty(), "no runner for a completed job");
     assert_eq!(env.jit_calls().await, 0);
 }

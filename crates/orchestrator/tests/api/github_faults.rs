@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use test_support::wait_for;
 
 use crate::helpers::TestEnv;
 
@@ -77,7 +78,12 @@ async fn a_secondary_rate_limit_answers_503_with_retry_after() {
         "calls made while paused: {}",
         after - before
     );
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Once the pause is over (as /health tells), creates work again.
+    wait_for("the pause to end", Duration::from_secs(10), || async {
+        let (_, health) = env.get("/health").await;
+        health["github"]["paused_until"].is_null().then_some(())
+    })
+    .await;
     let (status, body) = env.post("/runners/create", json!({"count": 1})).await;
     assert_eq!(status, 201, "{body}");
     assert!(env.containers().len() == 1);
@@ -129,8 +135,19 @@ async fn a_burst_of_creates_under_github_faults_stays_bounded_and_leaks_nothing(
         "the secondary limit reached a caller as 503"
     );
     // Whatever failed was rolled back: every registration has its container.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    let (_, cleanup) = env.post("/runners/cleanup", json!({})).await;
+    // A pass that could read GitHub (the secondary limit's pause is over).
+    let cleanup = wait_for(
+        "a pass that reads GitHub",
+        Duration::from_secs(20),
+        || async {
+            let (_, report) = env.post("/runners/cleanup", json!({})).await;
+            report["warnings"]
+                .as_array()
+                .is_some_and(|w| w.is_empty())
+                .then_some(report)
+        },
+    )
+    .await;
     let registrations = env.registrations().await;
     let containers = env.containers();
     assert_eq!(

@@ -240,6 +240,24 @@ impl TestEnv {
         status_json(response).await
     }
 
+    /// How many passes the background loop `name` has made (`/health`).
+    pub async fn passes(&self, name: &str) -> u64 {
+        let (_, health) = self.get("/health").await;
+        health["loops"][name]["passes"].as_u64().unwrap_or(0)
+    }
+
+    /// Waits until the loop `name` has made `count` more passes: whatever it
+    /// would have done about what happened before, it has done by then.
+    pub async fn wait_passes(&self, name: &str, count: u64) {
+        let from = self.passes(name).await;
+        wait_for(
+            &format!("{count} more passes of the {name} loop"),
+            Duration::from_secs(60),
+            || async { (self.passes(name).await >= from + count).then_some(()) },
+        )
+        .await;
+    }
+
     /// `PATCH /_sim/settings`: changes the simulator's behaviour while it runs.
     pub async fn sim_settings(&self, body: Value) {
         let response = self
