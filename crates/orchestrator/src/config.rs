@@ -58,11 +58,11 @@ pub struct Config {
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
     /// Default repository (`owner/name`) for runners when a request names none.
-    #[arg(long, env = "GITHUB_REPOSITORY")]
-    pub github_repository: Option<String>,
+    #[arg(long, env = "GITHUB_REPOSITORY", value_parser = parse_repository)]
+    pub github_repository: Option<Scope>,
     /// Default organization for runners when a request names none.
-    #[arg(long, env = "GITHUB_ORG")]
-    pub github_org: Option<String>,
+    #[arg(long, env = "GITHUB_ORG", value_parser = parse_organization)]
+    pub github_org: Option<Scope>,
     /// A PEM file of CA certificates to trust for `GITHUB_API_URL` beside
     /// the system's store and the bundled roots (a GitHub Enterprise Server
     /// whose certificate a private CA signed).
@@ -169,8 +169,8 @@ pub struct Config {
     #[arg(long, env = "GITHUB_WEBHOOK_SECRET_FILE")]
     pub github_webhook_secret_file: Option<std::path::PathBuf>,
     /// More repositories (`owner/name`, comma-separated) whose jobs get runners.
-    #[arg(long, env = "ALLOWED_REPOSITORIES", value_delimiter = ',')]
-    pub allowed_repositories: Vec<String>,
+    #[arg(long, env = "ALLOWED_REPOSITORIES", value_delimiter = ',', value_parser = parse_repository)]
+    pub allowed_repositories: Vec<Scope>,
     /// Seconds between polls of queued jobs (0: no polling; webhooks only).
     #[arg(long, env = "AUTOSCALE_POLL_INTERVAL_SECONDS", default_value_t = 30)]
     pub autoscale_poll_interval_seconds: u64,
@@ -244,12 +244,6 @@ impl Config {
         if self.github_repository.is_some() && self.github_org.is_some() {
             return Err("set GITHUB_REPOSITORY or GITHUB_ORG, not both".into());
         }
-        if let Some(repo) = &self.github_repository {
-            Scope::repository(repo).map_err(|e| format!("GITHUB_REPOSITORY: {e}"))?;
-        }
-        if let Some(org) = &self.github_org {
-            Scope::organization(org).map_err(|e| format!("GITHUB_ORG: {e}"))?;
-        }
         if !(self.github_api_url.starts_with("http://")
             || self.github_api_url.starts_with("https://"))
         {
@@ -300,9 +294,6 @@ impl Config {
         {
             return Err("RUNNER_PIDS_LIMIT must be at least 1".into());
         }
-        for repo in &self.allowed_repositories {
-            Scope::repository(repo.trim()).map_err(|e| format!("ALLOWED_REPOSITORIES: {e}"))?;
-        }
         if self.min_idle_runners > self.max_runners {
             return Err(format!(
                 "MIN_IDLE_RUNNERS ({}) is above MAX_RUNNERS ({}): the warm pool could never be filled",
@@ -328,7 +319,7 @@ impl Config {
             .github_repository
             .iter()
             .chain(self.allowed_repositories.iter())
-            .filter_map(|r| Scope::repository(r.trim()).ok())
+            .cloned()
             .collect();
         repos.sort();
         repos.dedup();
@@ -339,10 +330,9 @@ impl Config {
     /// `None` when we do not serve that repository.
     pub fn scope_for_job(&self, full_name: &str) -> Option<Scope> {
         if let Some(org) = &self.github_org
-            && let Ok(scope) = Scope::organization(org)
-            && scope.covers_repository(full_name)
+            && org.covers_repository(full_name)
         {
-            return Some(scope);
+            return Some(org.clone());
         }
         self.served_repositories()
             .into_iter()
@@ -378,12 +368,9 @@ impl Config {
 
     /// The scope used when a request names none.
     pub fn default_scope(&self) -> Option<Scope> {
-        if let Some(repo) = &self.github_repository {
-            return Scope::repository(repo).ok();
-        }
-        self.github_org
-            .as_deref()
-            .and_then(|org| Scope::organization(org).ok())
+        self.github_repository
+            .clone()
+            .or_else(|| self.github_org.clone())
     }
 
     /// Images a create request may use.
@@ -425,6 +412,16 @@ impl Config {
     pub fn docker_timeout(&self) -> Duration {
         Duration::from_secs(self.docker_timeout_seconds.max(1))
     }
+}
+
+/// `GITHUB_REPOSITORY` and each of `ALLOWED_REPOSITORIES`: `owner/name`.
+fn parse_repository(text: &str) -> Result<Scope, String> {
+    Scope::repository(text.trim())
+}
+
+/// `GITHUB_ORG`.
+fn parse_organization(text: &str) -> Result<Scope, String> {
+    Scope::organization(text.trim())
 }
 
 /// `RUNNER_COMMAND`, split into the container's argument vector.
@@ -637,9 +634,20 @@ mod tests {
     }
 
     #[test]
-    fn bad_repository_names_the_variable() {
-        let c = config(&["--github-repository", "not-a-repo"]);
-        assert!(c.validate().unwrap_err().starts_with("GITHUB_REPOSITORY"));
+    fn bad_scopes_are_refused_at_parse_time_naming_the_variable() {
+        for (flag, value, variable) in [
+            ("--github-repository", "not-a-repo", "GITHUB_REPOSITORY"),
+            ("--github-org", "a/b", "GITHUB_ORG"),
+            ("--allowed-repositories", "o/r,nope", "ALLOWED_REPOSITORIES"),
+        ] {
+            let error =
+                Config::try_parse_from(["gha-orchestrator", "--github-token", "t", flag, value])
+                    .unwrap_err()
+                    .to_string();
+            assert!(error.contains(variable), "{error}");
+        }
+        let c = config(&["--allowed-repositories", " o/r , o/s "]);
+        assert_eq!(c.served_repositories().len(), 2);
     }
 
     #[test]
