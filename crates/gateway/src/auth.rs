@@ -49,7 +49,7 @@ impl ApiKeys {
         }
     }
 
-    /// Whether `presented` (see [`presented_key_in`]) lets a request in:
+    /// Whether `presented`, the key a request came with, lets it in:
     /// any request while authentication is off, else one with a key.
     ///
     /// # Errors
@@ -88,23 +88,15 @@ fn digest(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
 
-/// The key a request presents, from its headers.
+/// The key a request presents: the (first) `X-API-Key` value or, failing
+/// that, an `Authorization: Bearer` one; `None` when absent or not visible
+/// ASCII.
 fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    presented_key_in(text(API_KEY_HEADER), text(header::AUTHORIZATION.as_str()))
-}
-
-/// The key presented by the (first) `X-API-Key` value or, failing that, an
-/// `Authorization: Bearer` one; either as text, `None` when absent or not
-/// visible ASCII.
-pub(crate) fn presented_key_in<'a>(
-    api_key: Option<&'a str>,
-    authorization: Option<&'a str>,
-) -> Option<&'a str> {
-    if let Some(key) = api_key {
+    if let Some(key) = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok()) {
         return Some(key.trim());
     }
-    let (scheme, token) = authorization?.trim().split_once(' ')?;
+    let authorization = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = authorization.trim().split_once(' ')?;
     scheme
         .eq_ignore_ascii_case("bearer")
         .then_some(token.trim())

@@ -66,6 +66,10 @@ pub struct Config {
     /// `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Open client connections at most; at the cap, the next connection is
+    /// accepted when one closes.
+    #[arg(long, env = "API_GATEWAY_MAX_CONNECTIONS", default_value_t = service_kit::MAX_CONNECTIONS)]
+    pub max_connections: u32,
     /// Threads serving requests, each with its own event loop and pool of
     /// connections to the orchestrator. 0: one per CPU core.
     #[arg(long, env = "API_GATEWAY_WORKERS", default_value_t = 0)]
@@ -87,6 +91,9 @@ impl Config {
         }
         if self.rate_limit_burst == 0 {
             return Err("RATE_LIMIT_BURST must be at least 1".into());
+        }
+        if self.max_connections == 0 {
+            return Err("API_GATEWAY_MAX_CONNECTIONS must be at least 1".into());
         }
         if self.upstream_timeout_seconds == 0 {
             return Err("UPSTREAM_TIMEOUT_SECONDS must be at least 1".into());

@@ -39,7 +39,7 @@ const EXPOSED_HEADERS: [HeaderName; 5] = [
 ];
 
 /// What tower-http's CORS service puts in `Vary`, for the answers that skip it.
-pub(crate) const VARY: HeaderValue = HeaderValue::from_static(
+const VARY: HeaderValue = HeaderValue::from_static(
     "origin, access-control-request-method, access-control-request-headers",
 );
 

@@ -9,7 +9,6 @@
 //! - [`routes`]: the proxied `/api/v1` endpoints and where each goes.
 //! - [`health`]: `/health`, `/healthz`, `/api/v1/health`.
 //! - [`proxy`]: the pooled client to the orchestrator and the forwarding.
-//! - [`fast_path`]: plain runner reads, answered before hyper and axum.
 //! - [`auth`]: API keys.
 //! - [`rate_limit`]: per-client limits (tower_governor).
 //! - [`cors`]: the CORS layer from `CORS_ORIGINS`.
@@ -26,17 +25,13 @@
 //!
 //! # Threads
 //! [`startup::Application`] serves with `service_kit::serve_on_threads`:
-//! `API_GATEWAY_WORKERS` threads, each with its own [`app`] and
-//! [`fast_path::FastPath`] (so its own orchestrator connections); the
-//! limiter and the request ids are shared. Each connection reaches the fast
-//! path first, which answers plain reads itself and hands anything else,
-//! with the bytes it read, to hyper and the middleware above.
+//! `API_GATEWAY_WORKERS` threads, each with its own [`app`] (so its own
+//! orchestrator connections); the limiter and the request ids are shared.
 
 pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod error;
-pub mod fast_path;
 pub mod health;
 pub mod openapi;
 pub mod proxy;

@@ -31,7 +31,7 @@ use crate::error::ApiError;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// and so are never forwarded in either direction.
-pub(crate) const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -46,7 +46,7 @@ pub(crate) const HOP_BY_HOP: [HeaderName; 8] = [
 /// for the gateway (the orchestrator has no use for them, and a log line
 /// there must not be able to leak them), and the ones the client library
 /// sets itself for the new connection.
-pub(crate) const NOT_FORWARDED: [HeaderName; 5] = [
+const NOT_FORWARDED: [HeaderName; 5] = [
     header::AUTHORIZATION,
     HeaderName::from_static("x-api-key"),
     header::HOST,
@@ -140,26 +140,6 @@ impl Upstream {
             timeout,
             max_body_bytes,
         })
-    }
-
-    /// For a plain `http://` orchestrator: the address to connect to
-    /// (`host:port`, port 80 when the URL has none), the authority to send
-    /// as `Host`, and the path to put in front of forwarded ones.
-    pub(crate) fn plain_http(&self) -> Option<(String, String, String)> {
-        if self.scheme != Scheme::HTTP {
-            return None;
-        }
-        let host = self.authority.as_str().to_owned();
-        let connect_to = match self.authority.port_u16() {
-            Some(_) => host.clone(),
-            None => format!("{}:80", self.authority.host()),
-        };
-        Some((connect_to, host, self.prefix.clone()))
-    }
-
-    /// `UPSTREAM_TIMEOUT_SECONDS`.
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// Forwards `request` to `path` on the orchestrator (the query string is

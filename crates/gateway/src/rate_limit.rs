@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
-use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
 use tower::Layer;
 use tower_governor::GovernorError;
@@ -62,21 +61,12 @@ fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
             .into_iter()
             .filter_map(|v| v.to_str().ok())
     };
-    forwarded_client_in(text("x-forwarded-for"), text(header::FORWARDED.as_str()))
-}
-
-/// [`forwarded_client`] from the text of each `X-Forwarded-For` and each
-/// `Forwarded` value, in the order they came.
-pub(crate) fn forwarded_client_in<'a>(
-    forwarded_for: impl Iterator<Item = &'a str>,
-    forwarded: impl Iterator<Item = &'a str>,
-) -> Option<IpAddr> {
-    let from_xff = forwarded_for
+    let from_xff = text("x-forwarded-for")
         .flat_map(|v| v.split(','))
         .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-        .last();
+        .next_back();
     from_xff.or_else(|| {
-        forwarded
+        text(header::FORWARDED.as_str())
             .flat_map(|v| v.split([',', ';']))
             .filter_map(|pair| {
                 let (name, value) = pair.trim().split_once('=')?;
@@ -85,7 +75,7 @@ pub(crate) fn forwarded_client_in<'a>(
                     .then(|| parse_forwarded_node(value.trim()))
                     .flatten()
             })
-            .last()
+            .next_back()
     })
 }
 
@@ -115,8 +105,6 @@ pub fn replenish_period(per_second: u32) -> Duration {
 #[derive(Debug, Clone)]
 pub struct RateLimit {
     config: Arc<GovernorConfig<ClientKey, StateInformationMiddleware>>,
-    /// `TRUST_PROXY_HEADERS`.
-    trust_proxy_headers: bool,
 }
 
 impl RateLimit {
@@ -146,48 +134,7 @@ impl RateLimit {
                 limiter.shrink_to_fit();
             }
         });
-        Self {
-            config,
-            trust_proxy_headers,
-        }
-    }
-
-    /// Who the client of a request from `peer` is: the peer, or with
-    /// `TRUST_PROXY_HEADERS` the client that the `X-Forwarded-For` or
-    /// `Forwarded` values (`forwarded_for`, `forwarded`) name. The same
-    /// rule as [`ClientKey`], for requests read without a header map.
-    pub(crate) fn client<'a>(
-        &self,
-        peer: IpAddr,
-        forwarded_for: impl Iterator<Item = &'a str>,
-        forwarded: impl Iterator<Item = &'a str>,
-    ) -> IpAddr {
-        if self.trust_proxy_headers {
-            forwarded_client_in(forwarded_for, forwarded).unwrap_or(peer)
-        } else {
-            peer
-        }
-    }
-
-    /// Takes one request from `client`'s bucket, as the middleware does:
-    /// the values of `x-ratelimit-limit` and `x-ratelimit-remaining` for the
-    /// answer, or [`Throttled`] when the bucket is empty.
-    ///
-    /// # Errors
-    /// [`Throttled`], whose answer is the middleware's 429.
-    pub(crate) fn check(&self, client: IpAddr) -> Result<(u32, u32), Throttled> {
-        match self.config.limiter().check_key(&client) {
-            Ok(snapshot) => Ok((
-                snapshot.quota().burst_size().get(),
-                snapshot.remaining_burst_capacity(),
-            )),
-            Err(negative) => Err(Throttled {
-                wait_seconds: negative
-                    .wait_time_from(DefaultClock::default().now())
-                    .as_secs(),
-                burst: negative.quota().burst_size().get(),
-            }),
-        }
+        Self { config }
     }
 
     /// Wraps `router`, as one service, in the limiter; the result answers
@@ -199,28 +146,6 @@ impl RateLimit {
             .error_handler(rate_limited)
             .layer(router);
         Router::new().fallback_service(limited)
-    }
-}
-
-/// A request over its client's limit ([`RateLimit::check`]).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Throttled {
-    wait_seconds: u64,
-    burst: u32,
-}
-
-impl Throttled {
-    /// The 429 tower_governor's layer answers, headers and all.
-    pub(crate) fn response(self) -> Response<Body> {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-ratelimit-after", self.wait_seconds.into());
-        headers.insert("retry-after", self.wait_seconds.into());
-        headers.insert("x-ratelimit-limit", self.burst.into());
-        headers.insert("x-ratelimit-remaining", 0.into());
-        rate_limited(GovernorError::TooManyRequests {
-            wait_time: self.wait_seconds,
-            headers: Some(headers),
-        })
     }
 }
 

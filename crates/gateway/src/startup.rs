@@ -12,7 +12,6 @@ use tracing::{info, warn};
 
 use crate::auth::ApiKeys;
 use crate::config::Config;
-use crate::fast_path::FastPath;
 use crate::proxy::Upstream;
 use crate::rate_limit::RateLimit;
 use crate::{AppState, RequestIds, app};
@@ -94,15 +93,17 @@ impl Application {
             request_ids,
         } = self;
         let threads = config.worker_threads();
-        // Each serving thread gets its own app and fast path, so its own
-        // pooled connections to the orchestrator: a request never waits on
+        let max_connections = config.max_connections;
+        // Each serving thread gets its own app, so its own pooled
+        // connections to the orchestrator: a request never waits on
         // another thread.
         let make_thread = move || {
             make_app(&config, &keys, &limit, &request_ids)
                 .expect("the same settings built an app at start-up")
         };
         // Like axum::serve, plus a deadline on reading request headers so a
-        // client trickling them (slowloris) cannot hold a connection.
+        // client trickling them (slowloris) cannot hold a connection, and a
+        // cap on open connections.
         service_kit::serve_on_threads(
             listener,
             threads,
@@ -111,7 +112,10 @@ impl Application {
                 shutdown.await;
                 info!("shutting down: finishing requests in flight");
             },
-            service_kit::HEADER_READ_TIMEOUT,
+            service_kit::Limits {
+                header_read_timeout: service_kit::HEADER_READ_TIMEOUT,
+                max_connections,
+            },
         )
         .await?;
         info!("gha-api-gateway stopped");
@@ -119,34 +123,23 @@ impl Application {
     }
 }
 
-/// The app and the fast path of one serving thread: a new client to the
-/// orchestrator each, and the shared keys, limiter and request ids.
+/// The app of one serving thread: a new client to the orchestrator, and
+/// the shared keys, limiter and request ids.
 fn make_app(
     config: &Config,
     keys: &ApiKeys,
     limit: &RateLimit,
     request_ids: &RequestIds,
-) -> anyhow::Result<(
-    impl service_kit::HttpService<crate::ResponseBody> + use<>,
-    FastPath,
-)> {
+) -> anyhow::Result<impl service_kit::HttpService<crate::ResponseBody> + use<>> {
     let upstream = Upstream::new(
         &config.orchestrator_url,
         config.upstream_timeout(),
         config.max_body_bytes,
     )
     .context("cannot build the HTTP client for ORCHESTRATOR_URL")?;
-    let fast_path = FastPath::new(
-        &upstream,
-        keys.clone(),
-        limit.clone(),
-        request_ids.clone(),
-        service_kit::HEADER_READ_TIMEOUT,
-    );
     let state = AppState {
         upstream: Arc::new(upstream),
         keys: keys.clone(),
     };
-    let app = app(config, state, limit, request_ids.clone()).map_err(anyhow::Error::msg)?;
-    Ok((app, fast_path))
+    app(config, state, limit, request_ids.clone()).map_err(anyhow::Error::msg)
 }

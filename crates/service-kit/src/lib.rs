@@ -1,12 +1,12 @@
 //! What every service binary of the project shares.
 //!
-//! - [`serve`]: serves an axum router like `axum::serve`, plus a deadline
-//!   for reading a request's headers, so a client that trickles its headers
-//!   (slowloris) is cut off instead of holding a connection forever; the
-//!   peer address reaches handlers as `ConnectInfo<SocketAddr>`.
+//! - [`serve`]: serves an axum router like `axum::serve`, within [`Limits`]:
+//!   a deadline for reading a request's headers (so a client that sends
+//!   nothing, trickles its headers or idles is cut off instead of holding a
+//!   connection forever) and a cap on open connections; the peer address
+//!   reaches handlers as `ConnectInfo<SocketAddr>`.
 //! - [`serve_on_threads`]: the same, with one single-threaded runtime per
-//!   serving thread, each connection going first to the thread's [`Front`]
-//!   (the gateway's fast path), then to hyper.
+//!   serving thread.
 //! - [`shutdown_signal`]: completes on Ctrl-C or SIGTERM.
 //! - [`healthcheck`]: the probe behind each binary's `healthcheck`
 //!   subcommand (Docker's HEALTHCHECK, with no curl in the image).
@@ -15,34 +15,17 @@
 //! - [`MAX_HEADERS`], [`MAX_HEAD_BYTES`]: the request-head limits of
 //!   [`serve`], so a proxy in front of a service can keep to them.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
-use std::pin::{Pin, pin};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::connect_info::ConnectInfo;
-use axum::http::Request;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::service::TowerToHyperService;
-use std::convert::Infallible;
-use tokio::net::TcpListener;
-use tower::{Service, ServiceExt};
-use tracing::{debug, warn};
 
-mod front;
+mod serve;
 
-use front::Rewind;
-pub use front::{Connection, Front, NoFront, StopSignal};
-
-/// How long a client may take to send a request's headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub use serve::{
+    HEADER_READ_TIMEOUT, HttpService, Limits, MAX_CONNECTIONS, ResponseBody, serve,
+    serve_on_threads,
+};
 
 /// The most header lines a request may have; more get hyper's own 431
 /// (no body, connection closed). hyper's default, which [`serve`] keeps
@@ -55,335 +38,6 @@ pub const MAX_HEADERS: usize = 100;
 /// connection closed), though hyper may take a little more, depending on
 /// how the bytes arrive.
 pub const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
-
-/// Serves `router` on `listener` until `shutdown` completes, then stops
-/// accepting and waits for the requests in flight.
-///
-/// # Errors
-/// Never in practice: accept errors are logged and retried.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send,
-    header_read_timeout: Duration,
-) -> std::io::Result<()> {
-    let connections = Connections::new(header_read_timeout, Arc::new(AtomicUsize::new(0)));
-    let mut shutdown = pin!(shutdown);
-    while let Some((stream, peer)) = accept_until(&listener, shutdown.as_mut()).await {
-        connections.open.fetch_add(1, Ordering::Relaxed);
-        connections.spawn(stream, peer, &router, &NoFront);
-    }
-    drop(listener);
-    connections.finish().await;
-    Ok(())
-}
-
-/// Like [`serve`], but the connections are served by `threads` threads,
-/// each with a single-threaded Tokio runtime and its own router and
-/// [`Front`] from `make_thread` (called once on each thread), the way nginx
-/// runs one event loop per worker process. A request and everything it
-/// waits on (e.g. a pooled client connection the router made on that
-/// thread) then stay on one thread: no wake-up crosses threads and no task
-/// is stolen, which on a busy machine costs more than the request itself.
-/// The caller's runtime only accepts, handing each connection to the thread
-/// serving the fewest. Each connection goes to the thread's front first,
-/// then, if the front hands it back, to hyper and the router.
-///
-/// # Errors
-/// A thread or its runtime that cannot be started, or every serving thread
-/// gone (each would have to panic).
-pub async fn serve_on_threads<F, S, B, Fr>(
-    listener: TcpListener,
-    threads: NonZeroUsize,
-    make_thread: F,
-    shutdown: impl Future<Output = ()> + Send,
-    header_read_timeout: Duration,
-) -> std::io::Result<()>
-where
-    F: Fn() -> (S, Fr) + Send + Sync + 'static,
-    S: HttpService<B>,
-    B: ResponseBody,
-    Fr: Front,
-{
-    let make_thread = Arc::new(make_thread);
-    let mut workers = Vec::with_capacity(threads.get());
-    let mut started = Vec::with_capacity(threads.get());
-    for index in 0..threads.get() {
-        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-        let (ready, is_ready) = tokio::sync::oneshot::channel::<()>();
-        let open = Arc::new(AtomicUsize::new(0));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let make_thread = make_thread.clone();
-        let counter = open.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("http-{index}"))
-            .spawn(move || {
-                // Inside the runtime, so the front may start tasks on it.
-                runtime.block_on(async move {
-                    // Should this panic, `ready` is dropped unsent.
-                    let (router, front) = make_thread();
-                    let _ = ready.send(());
-                    serve_handed(receiver, router, front, counter, header_read_timeout).await;
-                });
-            })?;
-        workers.push((sender, open, thread));
-        started.push(is_ready);
-    }
-    // Accept only once every thread has its router, so no connection is
-    // handed to a thread that then fails to start.
-    for is_ready in started {
-        if is_ready.await.is_err() {
-            return Err(std::io::Error::other("a serving thread failed to start"));
-        }
-    }
-    let mut shutdown = pin!(shutdown);
-    let mut result = Ok(());
-    while let Some((stream, peer)) = accept_until(&listener, shutdown.as_mut()).await {
-        // Out of this runtime's reactor, into the chosen thread's.
-        let mut connection = match stream.into_std() {
-            Ok(stream) => Some((stream, peer)),
-            Err(e) => {
-                warn!(error = %e, "cannot hand over a connection");
-                continue;
-            }
-        };
-        while let Some(handed) = connection.take() {
-            let Some(index) =
-                (0..workers.len()).min_by_key(|&index| workers[index].1.load(Ordering::Relaxed))
-            else {
-                break;
-            };
-            let (sender, open, _) = &workers[index];
-            open.fetch_add(1, Ordering::Relaxed);
-            if let Err(returned) = sender.send(handed) {
-                // Its runtime ended (a panic): serve without it.
-                warn!(thread = index, "a serving thread stopped; the others go on");
-                let (_, _, thread) = workers.swap_remove(index);
-                let _ = thread.join();
-                connection = Some(returned.0);
-            }
-        }
-        if workers.is_empty() {
-            result = Err(std::io::Error::other("every serving thread has stopped"));
-            break;
-        }
-    }
-    drop(listener);
-    // Closing the channels tells each thread to finish its connections.
-    let threads: Vec<_> = workers
-        .into_iter()
-        .map(|(sender, _, thread)| {
-            drop(sender);
-            thread
-        })
-        .collect();
-    let _ = tokio::task::spawn_blocking(move || {
-        for thread in threads {
-            let _ = thread.join();
-        }
-    })
-    .await;
-    result
-}
-
-/// One serving thread of [`serve_on_threads`]: serves the connections it is
-/// handed until the channel closes, then signals the stop and waits for
-/// them to finish.
-async fn serve_handed<S: HttpService<B>, B: ResponseBody, Fr: Front>(
-    mut handed: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
-    router: S,
-    front: Fr,
-    open: Arc<AtomicUsize>,
-    header_read_timeout: Duration,
-) {
-    let connections = Connections::new(header_read_timeout, open);
-    while let Some((stream, peer)) = handed.recv().await {
-        match tokio::net::TcpStream::from_std(stream) {
-            Ok(stream) => connections.spawn(stream, peer, &router, &front),
-            Err(e) => {
-                connections.open.fetch_sub(1, Ordering::Relaxed);
-                warn!(error = %e, "cannot serve a handed-over connection");
-            }
-        }
-    }
-    connections.finish().await;
-}
-
-/// The connections one runtime serves: how each is served (its front, then
-/// hyper), the stop signal they all watch, and how many are open.
-struct Connections {
-    builder: Arc<Builder<TokioExecutor>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    stop_signal: StopSignal,
-    /// Open connections; the caller counts each before [`Self::spawn`]
-    /// (`serve_on_threads` does so as it hands one over), the connection's
-    /// task uncounts it when it ends.
-    open: Arc<AtomicUsize>,
-}
-
-impl Connections {
-    fn new(header_read_timeout: Duration, open: Arc<AtomicUsize>) -> Self {
-        let (stop, stop_signal) = StopSignal::new();
-        Self {
-            builder: Arc::new(http_builder(header_read_timeout)),
-            stop,
-            stop_signal,
-            open,
-        }
-    }
-
-    /// Starts the task serving `stream`: `front` first, then hyper and
-    /// `router` for whatever the front hands back.
-    fn spawn<S: HttpService<B>, B: ResponseBody, Fr: Front>(
-        &self,
-        stream: tokio::net::TcpStream,
-        peer: SocketAddr,
-        router: &S,
-        front: &Fr,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let connection = Connection {
-            stream,
-            peer,
-            read: bytes::BytesMut::new(),
-            stop: self.stop_signal.clone(),
-        };
-        let (builder, router, front, open) = (
-            self.builder.clone(),
-            router.clone(),
-            front.clone(),
-            self.open.clone(),
-        );
-        tokio::spawn(async move {
-            if let Some(connection) = front.serve(connection).await {
-                hyper_serves(&builder, router, connection).await;
-            }
-            open.fetch_sub(1, Ordering::Release);
-        });
-    }
-
-    /// Signals the stop and waits until every connection has ended (each
-    /// finishing the request it has in hand).
-    async fn finish(self) {
-        let _ = self.stop.send(true);
-        while self.open.load(Ordering::Acquire) > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
-/// Serves the rest of `connection` (its unanswered bytes first) with hyper
-/// and `router`, until the client closes it or the stop lets the request in
-/// flight finish.
-async fn hyper_serves<S: HttpService<B>, B: ResponseBody>(
-    builder: &Builder<TokioExecutor>,
-    router: S,
-    connection: Connection,
-) {
-    let Connection {
-        stream,
-        peer,
-        read,
-        mut stop,
-    } = connection;
-    let io = TokioIo::new(Rewind {
-        prefix: read,
-        inner: stream,
-    });
-    let served = builder
-        .serve_connection_with_upgrades(io, TowerToHyperService::new(with_peer(router, peer)));
-    let mut served = pin!(served);
-    let outcome = tokio::select! {
-        outcome = served.as_mut() => outcome,
-        () = stop.wait() => {
-            served.as_mut().graceful_shutdown();
-            served.await
-        }
-    };
-    if let Err(e) = outcome {
-        debug!(peer = %peer, error = %e, "connection ended with an error");
-    }
-}
-
-/// What [`serve_on_threads`] can serve: an axum [`Router`], or any tower
-/// service answering axum's requests (`R`) the way a router does, with any
-/// response body (`B`).
-pub trait HttpService<B, R = Request<Body>>:
-    Service<R, Response = axum::http::Response<B>, Error = Infallible, Future: Send + 'static>
-    + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<S, B, R> HttpService<B, R> for S where
-    S: Service<R, Response = axum::http::Response<B>, Error = Infallible, Future: Send + 'static>
-        + Clone
-        + Send
-        + 'static
-{
-}
-
-/// A response body hyper can send.
-pub trait ResponseBody:
-    hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
-    + Send
-    + 'static
-{
-}
-
-impl<B> ResponseBody for B where
-    B: hyper::body::Body<Data: Send, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
-        + Send
-        + 'static
-{
-}
-
-/// The next connection, or `None` once `shutdown` completes.
-async fn accept_until(
-    listener: &TcpListener,
-    mut shutdown: Pin<&mut (impl Future<Output = ()> + Send + ?Sized)>,
-) -> Option<(tokio::net::TcpStream, SocketAddr)> {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => return Some(accepted),
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, don't spin.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            () = &mut shutdown => return None,
-        }
-    }
-}
-
-/// HTTP/1.1 (and HTTP/2 when a client starts with its preface) with the
-/// header deadline and the head size limit.
-fn http_builder(header_read_timeout: Duration) -> Builder<TokioExecutor> {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
-    builder
-}
-
-/// `router` with the peer address in each request's extensions, as
-/// `ConnectInfo`, and hyper's body turned into axum's.
-fn with_peer<S: HttpService<B>, B: ResponseBody>(
-    router: S,
-    peer: SocketAddr,
-) -> impl HttpService<B, Request<Incoming>> {
-    router.map_request(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(ConnectInfo(peer));
-        request.map(Body::new)
-    })
-}
 
 /// The most of a refused body [`discard_body`] reads.
 pub const DISCARD_MAX_BYTES: usize = 8 * 1024 * 1024;
@@ -466,47 +120,125 @@ pub async fn healthcheck(port: u16) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::num::NonZeroUsize;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::extract::ConnectInfo;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
 
-    async fn start(
-        header_timeout: Duration,
-    ) -> (
-        u16,
-        tokio::sync::oneshot::Sender<()>,
-        tokio::task::JoinHandle<()>,
-    ) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let router =
-            Router::new()
+    use super::*;
+
+    /// A server of `/healthz`, `/peer` (the client's address) and `/slow`
+    /// (answers once `release` is notified), within `limits`.
+    struct TestServer {
+        port: u16,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        server: tokio::task::JoinHandle<()>,
+        /// Requests `/slow` has received.
+        slow_arrived: Arc<AtomicUsize>,
+        release: Arc<tokio::sync::Notify>,
+    }
+
+    impl TestServer {
+        async fn start(limits: Limits) -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let slow_arrived = Arc::new(AtomicUsize::new(0));
+            let release = Arc::new(tokio::sync::Notify::new());
+            let (arrived, released) = (slow_arrived.clone(), release.clone());
+            let router = Router::new()
                 .route("/healthz", get(|| async { "ok" }))
                 .route(
                     "/peer",
                     get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move {
                         peer.ip().to_string()
                     }),
+                )
+                .route(
+                    "/slow",
+                    get(move || async move {
+                        let released = released.notified();
+                        arrived.fetch_add(1, Ordering::SeqCst);
+                        released.await;
+                        "slow"
+                    }),
                 );
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            serve(
-                listener,
-                router,
-                async {
-                    let _ = stopped.await;
-                },
-                header_timeout,
-            )
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let server = tokio::spawn(async move {
+                serve(
+                    listener,
+                    router,
+                    async {
+                        let _ = stopped.await;
+                    },
+                    limits,
+                )
+                .await
+                .unwrap();
+            });
+            Self {
+                port,
+                stop: Some(stop),
+                server,
+                slow_arrived,
+                release,
+            }
+        }
+
+        /// Signals the stop and waits (at most 5 s) until `serve` returns.
+        async fn stop(mut self) {
+            self.stop.take().unwrap().send(()).unwrap();
+            tokio::time::timeout(Duration::from_secs(5), &mut self.server)
+                .await
+                .expect("serve returns within 5 s")
+                .unwrap();
+        }
+
+        async fn connect(&self) -> TcpStream {
+            TcpStream::connect(("127.0.0.1", self.port)).await.unwrap()
+        }
+
+        /// Waits until `/slow` has received `count` requests.
+        async fn slow_requests_arrived(&self, count: usize) {
+            tokio::time::timeout(Duration::from_secs(5), async {
+                while self.slow_arrived.load(Ordering::SeqCst) < count {
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
             .await
-            .unwrap();
-        });
-        (port, stop, server)
+            .expect("the requests arrive within 5 s");
+        }
     }
+
+    fn limits(header_read_timeout: Duration, max_connections: u32) -> Limits {
+        Limits {
+            header_read_timeout,
+            max_connections,
+        }
+    }
+
+    /// Sends `request` on `stream` and reads until the server closes it.
+    async fn exchange(stream: &mut TcpStream, request: &[u8]) -> String {
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("answered and closed within 5 s")
+            .unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    }
+
+    const GET_SLOW: &[u8] = b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
 
     #[tokio::test]
     async fn serves_requests_with_the_peer_address_and_stops() {
-        let (port, stop, server) = start(HEADER_READ_TIMEOUT).await;
+        let server = TestServer::start(Limits::default()).await;
+        let port = server.port;
         let body = reqwest::get(format!("http://127.0.0.1:{port}/peer"))
             .await
             .unwrap()
@@ -515,12 +247,67 @@ mod tests {
             .unwrap();
         assert_eq!(body, "127.0.0.1");
         assert_eq!(healthcheck(port).await, Ok(()));
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(5), server)
-            .await
-            .unwrap()
-            .unwrap();
+        server.stop().await;
         assert!(healthcheck(port).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn the_stop_lets_requests_in_flight_finish_and_closes_idle_connections() {
+        let server = TestServer::start(Limits::default()).await;
+        let mut idle = server.connect().await;
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        idle.read_exact(&mut head).await.unwrap();
+        let mut busy = server.connect().await;
+        busy.write_all(GET_SLOW).await.unwrap();
+        server.slow_requests_arrived(1).await;
+        let release = server.release.clone();
+        let stopping = tokio::spawn(server.stop());
+        // The idle connection is closed while the busy one is still served.
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), idle.read_to_end(&mut rest))
+            .await
+            .expect("the idle connection is closed")
+            .unwrap();
+        release.notify_waiters();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(5), busy.read_to_string(&mut answer))
+            .await
+            .expect("the request in flight is answered")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("slow"), "{answer}");
+        stopping.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_the_next_connection_waits_until_one_closes() {
+        let server = TestServer::start(limits(HEADER_READ_TIMEOUT, 2)).await;
+        let mut first = server.connect().await;
+        first.write_all(GET_SLOW).await.unwrap();
+        let mut second = server.connect().await;
+        second.write_all(GET_SLOW).await.unwrap();
+        server.slow_requests_arrived(2).await;
+        // The kernel completes the handshake, but the server takes nothing
+        // from this connection while two are open.
+        let mut third = server.connect().await;
+        third
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut byte = [0u8; 1];
+        let waited = tokio::time::timeout(Duration::from_millis(300), third.read(&mut byte)).await;
+        assert!(waited.is_err(), "answered beyond the cap: {waited:?}");
+        server.release.notify_waiters();
+        for stream in [&mut first, &mut second] {
+            let answer = exchange(stream, b"").await;
+            assert!(answer.ends_with("slow"), "{answer}");
+        }
+        let answer = exchange(&mut third, b"").await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        server.stop().await;
     }
 
     #[tokio::test]
@@ -528,19 +315,20 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let arrived = Arc::new(AtomicUsize::new(0));
-        let counter = arrived.clone();
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (counter, released) = (arrived.clone(), release.clone());
         let make_router = move || {
-            let counter = counter.clone();
-            let router = Router::new().route(
+            let (counter, released) = (counter.clone(), released.clone());
+            Router::new().route(
                 "/thread",
                 get(move || async move {
+                    let released = released.notified();
                     counter.fetch_add(1, Ordering::SeqCst);
                     // Still in flight when the stop comes.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    released.await;
                     std::thread::current().name().unwrap_or("?").to_owned()
                 }),
-            );
-            (router, NoFront)
+            )
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve_on_threads(
@@ -550,39 +338,33 @@ mod tests {
             async {
                 let _ = stopped.await;
             },
-            HEADER_READ_TIMEOUT,
+            Limits::default(),
         ));
         // Four connections at once: the least busy thread takes each.
         let asks: Vec<_> = (0..4)
             .map(|_| {
                 tokio::spawn(async move {
-                    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                        .await
-                        .unwrap();
-                    stream
-                        .write_all(b"GET /thread HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                        .await
-                        .unwrap();
-                    let mut answer = String::new();
-                    stream.read_to_string(&mut answer).await.unwrap();
-                    answer
+                    let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                    exchange(
+                        &mut stream,
+                        b"GET /thread HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                    )
+                    .await
                 })
             })
             .collect();
         tokio::time::timeout(Duration::from_secs(5), async {
             while arrived.load(Ordering::SeqCst) < 4 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         })
         .await
         .expect("four requests arrive");
         stop.send(()).unwrap();
+        release.notify_waiters();
         let mut threads = Vec::new();
         for ask in asks {
-            let answer = tokio::time::timeout(Duration::from_secs(5), ask)
-                .await
-                .unwrap()
-                .unwrap();
+            let answer = ask.await.unwrap();
             assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
             threads.push(answer.rsplit("\r\n\r\n").next().unwrap().to_owned());
         }
@@ -596,108 +378,9 @@ mod tests {
         assert!(healthcheck(port).await.is_err(), "still accepting");
     }
 
-    /// Answers `GET /front` itself, hands anything else to hyper.
-    #[derive(Clone)]
-    struct FrontDoor;
-
-    impl Front for FrontDoor {
-        async fn serve(self, mut connection: Connection) -> Option<Connection> {
-            const ASK: &[u8] = b"GET /front HTTP/1.1\r\nHost: x\r\n\r\n";
-            loop {
-                while connection.read.len() < ASK.len() {
-                    if connection
-                        .stream
-                        .read_buf(&mut connection.read)
-                        .await
-                        .ok()?
-                        == 0
-                    {
-                        return None;
-                    }
-                }
-                if !connection.read.starts_with(ASK) {
-                    return Some(connection);
-                }
-                bytes::Buf::advance(&mut connection.read, ASK.len());
-                connection
-                    .stream
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfront")
-                    .await
-                    .ok()?;
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn the_front_answers_what_it_takes_and_hyper_gets_the_rest_of_the_bytes() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let make_thread = || {
-            let router = Router::new().route("/router", get(|| async { "router" }));
-            (router, FrontDoor)
-        };
-        tokio::spawn(serve_on_threads(
-            listener,
-            NonZeroUsize::new(1).unwrap(),
-            make_thread,
-            std::future::pending(),
-            HEADER_READ_TIMEOUT,
-        ));
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
-        // Pipelined in one write: two for the front, then the router's (the
-        // front reads it, at least in part, before handing it over).
-        stream
-            .write_all(
-                b"GET /front HTTP/1.1\r\nHost: x\r\n\r\nGET /front HTTP/1.1\r\nHost: x\r\n\r\nGET /router HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-            )
-            .await
-            .unwrap();
-        let mut answers = String::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_string(&mut answers))
-            .await
-            .expect("all three answered and the connection closed")
-            .unwrap();
-        assert_eq!(answers.matches("HTTP/1.1 200 OK").count(), 3, "{answers}");
-        assert_eq!(answers.matches("front").count(), 2, "{answers}");
-        assert!(answers.ends_with("router"), "{answers}");
-    }
-
-    #[tokio::test]
-    async fn a_serving_thread_that_fails_to_start_fails_the_start() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let made = Arc::new(AtomicUsize::new(0));
-        let make_router = move || {
-            assert!(
-                made.fetch_add(1, Ordering::SeqCst) > 0,
-                "the first serving thread fails to start (expected by the test)"
-            );
-            (
-                Router::new().route("/healthz", get(|| async { "ok" })),
-                NoFront,
-            )
-        };
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(5),
-            serve_on_threads(
-                listener,
-                NonZeroUsize::new(2).unwrap(),
-                make_router,
-                std::future::pending(),
-                HEADER_READ_TIMEOUT,
-            ),
-        )
-        .await
-        .expect("the start fails at once instead of serving");
-        assert!(outcome.unwrap_err().to_string().contains("failed to start"));
-    }
-
     /// Sends `request` raw and returns the status of the answer.
     async fn raw_status(port: u16, request: Vec<u8>) -> u16 {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         stream.write_all(&request).await.unwrap();
         let mut head = [0u8; 12];
         tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut head))
@@ -709,7 +392,8 @@ mod tests {
 
     #[tokio::test]
     async fn head_limits_are_the_published_ones() {
-        let (port, _stop, _server) = start(HEADER_READ_TIMEOUT).await;
+        let server = TestServer::start(Limits::default()).await;
+        let port = server.port;
         let with_lines = |n: usize| {
             let mut request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec();
             for i in 1..n {
@@ -731,25 +415,37 @@ mod tests {
         assert_eq!(raw_status(port, with_bytes(2 * MAX_HEAD_BYTES)).await, 431);
     }
 
+    /// Reads from `stream` until the server closes it; how long that took.
+    async fn closed_after(stream: &mut TcpStream) -> Duration {
+        let started = std::time::Instant::now();
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the connection was still open after 5 s");
+        started.elapsed()
+    }
+
     #[tokio::test]
-    async fn a_client_that_trickles_its_headers_is_cut_off() {
-        let (port, _stop, _server) = start(Duration::from_millis(500)).await;
-        let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .unwrap();
+    async fn clients_that_send_nothing_trickle_or_idle_are_cut_off() {
+        let server = TestServer::start(limits(Duration::from_millis(500), 2)).await;
+        let mut silent = server.connect().await;
+        let mut slow = server.connect().await;
         slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
             .await
             .unwrap();
-        let started = std::time::Instant::now();
-        let mut buf = Vec::new();
-        let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
-        assert!(read.is_ok(), "the connection was still open after 5 s");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
-        );
-        // Meanwhile other clients are served.
-        assert_eq!(healthcheck(port).await, Ok(()));
+        for stream in [&mut silent, &mut slow] {
+            assert!(closed_after(stream).await < Duration::from_secs(3));
+        }
+        // Their slots are free again: others are served.
+        assert_eq!(healthcheck(server.port).await, Ok(()));
+        let mut idle = server.connect().await;
+        idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        idle.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head[9..12], b"200");
+        assert!(closed_after(&mut idle).await < Duration::from_secs(3));
+        server.stop().await;
     }
 }

@@ -19,9 +19,11 @@ pub(crate) const KEY: &str = "test-key-0123456789";
 
 /// Every variable the gateway reads; cleared so the caller's environment
 /// cannot change a test.
-const GATEWAY_VARS: [&str; 13] = [
+const GATEWAY_VARS: [&str; 15] = [
     "API_GATEWAY_HOST",
     "API_GATEWAY_PORT",
+    "API_GATEWAY_WORKERS",
+    "API_GATEWAY_MAX_CONNECTIONS",
     "ORCHESTRATOR_URL",
     "API_KEYS",
     "RATE_LIMIT_PER_SECOND",

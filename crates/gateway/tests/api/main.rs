@@ -3,9 +3,9 @@
 //! real `gha-orchestrator` with the GitHub simulator and Docker.
 
 mod auth;
+mod connections;
 mod docs;
 mod end_to_end;
-mod fast_path;
 mod health;
 mod helpers;
 mod hostile;

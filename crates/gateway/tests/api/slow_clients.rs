@@ -1,6 +1,6 @@
 //! Clients that misbehave at the socket level: one that trickles its
-//! headers is cut off after the header deadline, and the gateway keeps
-//! serving everyone else meanwhile.
+//! headers, and one that connects and sends nothing, are cut off after the
+//! header deadline, and the gateway keeps serving everyone else meanwhile.
 
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,32 @@ async fn a_client_that_trickles_its_headers_is_cut_off() {
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "cut off only after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_sends_nothing_is_cut_off() {
+    let gateway = TestGateway::spawn(&closed_upstream(), &[]);
+    let mut silent = tokio::net::TcpStream::connect(("127.0.0.1", gateway.port))
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let healthy = gateway
+        .client
+        .get(gateway.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(healthy.status(), 200);
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), silent.read_to_end(&mut rest))
+        .await
+        .unwrap_or_else(|_| panic!("still connected after {:?}", started.elapsed()));
+    assert!(closed.is_ok() && rest.is_empty(), "{rest:?}");
+    assert!(
+        started.elapsed() >= service_kit::HEADER_READ_TIMEOUT - Duration::from_secs(1),
+        "cut off before the deadline: {:?}",
         started.elapsed()
     );
 }
