@@ -1,5 +1,6 @@
 //! API-key authentication: a key in `X-API-Key` or `Authorization: Bearer`,
-//! checked in constant time against `API_KEYS`.
+//! checked in constant time against the keys of `API_KEYS_FILE` and
+//! `API_KEYS`.
 //!
 //! Only the handlers that need a key take [`Authenticated`] (the runner
 //! routes), so the open paths — health, docs, `/openapi.json` and the
@@ -65,6 +66,11 @@ impl ApiKeys {
                 "an API key is required: send it in X-API-Key or Authorization: Bearer",
             )),
         }
+    }
+
+    /// How many keys are accepted.
+    pub fn count(&self) -> usize {
+        self.digests.len()
     }
 
     /// Whether any key is required at all.

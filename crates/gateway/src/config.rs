@@ -2,10 +2,11 @@
 //! checked once at start-up.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -14,6 +15,16 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line.
     Json,
+}
+
+/// Whether requests to the runner endpoints need an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ApiAuth {
+    /// They do; the gateway refuses to start without a key.
+    Required,
+    /// They do not: anyone who reaches the gateway can create and delete
+    /// runners. Only ever set on purpose (warned at every start).
+    Disabled,
 }
 
 /// Everything the gateway reads from its environment. `--help` lists each
@@ -34,8 +45,8 @@ pub struct Config {
         default_value = "http://orchestrator:8000"
     )]
     pub orchestrator_url: String,
-    /// API keys a client may present (comma-separated). Empty turns
-    /// authentication off. Never logged.
+    /// API keys a client may present (comma-separated). Never logged.
+    /// Prefer API_KEYS_FILE, which keeps them out of the environment.
     #[arg(
         long,
         env = "API_KEYS",
@@ -44,6 +55,14 @@ pub struct Config {
         value_parser = parse_secret
     )]
     pub api_keys: Vec<SecretString>,
+    /// A file of API keys, one per line (or comma-separated), read at
+    /// start; keys from API_KEYS count too. Empty: none.
+    #[arg(long, env = "API_KEYS_FILE", value_parser = parse_path)]
+    pub api_keys_file: Option<PathBuf>,
+    /// `required`: the gateway refuses to start without an API key;
+    /// `disabled`: no key is asked for (a warning at every start).
+    #[arg(long, env = "API_AUTH", value_enum, default_value = "required")]
+    pub api_auth: ApiAuth,
     /// Requests per second each client may make once its burst is spent.
     #[arg(long, env = "RATE_LIMIT_PER_SECOND", default_value_t = 10)]
     pub rate_limit_per_second: u32,
@@ -74,6 +93,11 @@ pub struct Config {
     /// connections to the orchestrator. 0: one per CPU core.
     #[arg(long, env = "API_GATEWAY_WORKERS", default_value_t = 0)]
     pub workers: usize,
+}
+
+/// A path, or an empty value (which counts as none, as Compose's blanks do).
+fn parse_path(value: &str) -> Result<PathBuf, std::convert::Infallible> {
+    Ok(PathBuf::from(value))
 }
 
 fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -122,12 +146,48 @@ impl Config {
         Duration::from_secs(self.upstream_timeout_seconds)
     }
 
-    /// The configured keys, blanks dropped (`API_KEYS=""` means none).
-    pub fn keys(&self) -> impl Iterator<Item = &SecretString> {
-        use secrecy::ExposeSecret;
-        self.api_keys
+    /// The API keys to accept: those of `API_KEYS` and those read from
+    /// `API_KEYS_FILE`, blanks dropped; none with `API_AUTH=disabled`.
+    ///
+    /// # Errors
+    /// A key file that cannot be read (naming it); no key while `API_AUTH`
+    /// is `required`; keys while it is `disabled`. Each message names the
+    /// variables to set.
+    pub fn accepted_keys(&self) -> Result<Vec<SecretString>, String> {
+        let mut keys: Vec<SecretString> = self
+            .api_keys
             .iter()
             .filter(|k| !k.expose_secret().is_empty())
+            .cloned()
+            .collect();
+        let file = self
+            .api_keys_file
+            .as_ref()
+            .filter(|path| !path.as_os_str().is_empty());
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("API_KEYS_FILE: cannot read {}: {e}", path.display()))?;
+            keys.extend(
+                text.split(['\n', ','])
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(|k| SecretString::from(k.to_owned())),
+            );
+        }
+        match (self.api_auth, keys.is_empty()) {
+            (ApiAuth::Required, false) | (ApiAuth::Disabled, true) => Ok(keys),
+            (ApiAuth::Required, true) => {
+                let file = file.map_or(String::new(), |path| {
+                    format!(" (API_KEYS_FILE={} holds none)", path.display())
+                });
+                Err(format!(
+                    "no API key{file}: put one in the file API_KEYS_FILE names (one per line; under Compose secrets/api_keys, e.g. `openssl rand -hex 32 > secrets/api_keys`) or in API_KEYS; or set API_AUTH=disabled to serve without authentication, letting anyone who reaches the gateway create and delete runners"
+                ))
+            }
+            (ApiAuth::Disabled, false) => Err(
+                "API_AUTH=disabled, yet API_KEYS or API_KEYS_FILE gives keys: remove API_AUTH to require them, or the keys to serve without authentication".into(),
+            ),
+        }
     }
 }
 
@@ -147,7 +207,7 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.port, 8080);
         assert_eq!(config.cors_origins, vec!["*"]);
-        assert_eq!(config.keys().count(), 0);
+        assert_eq!(config.api_auth, ApiAuth::Required);
         assert!(config.worker_threads().get() >= 1);
         assert_eq!(parse(&["--workers", "3"]).worker_threads().get(), 3);
     }
@@ -155,7 +215,26 @@ mod tests {
     #[test]
     fn keys_split_on_commas_and_blanks_are_dropped() {
         let config = parse(&["--api-keys", "a, b,,"]);
-        assert_eq!(config.keys().count(), 2);
+        assert_eq!(config.accepted_keys().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn no_key_is_refused_unless_authentication_is_disabled() {
+        let refused = parse(&["--api-keys", " ,"]).accepted_keys().unwrap_err();
+        for variable in ["API_KEYS_FILE", "API_KEYS", "API_AUTH=disabled"] {
+            assert!(
+                refused.contains(variable),
+                "{variable} not named: {refused}"
+            );
+        }
+        let disabled = parse(&["--api-auth", "disabled", "--api-keys-file", ""]);
+        assert!(disabled.accepted_keys().unwrap().is_empty());
+        let both = parse(&["--api-auth", "disabled", "--api-keys", "k"]);
+        assert!(
+            both.accepted_keys()
+                .unwrap_err()
+                .contains("API_AUTH=disabled")
+        );
     }
 
     #[test]

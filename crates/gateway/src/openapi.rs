@@ -42,7 +42,7 @@ impl Modify for SecuritySchemes {
             "api_key",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-API-Key",
-                "One of the keys in API_KEYS",
+                "One of the gateway's API keys (API_KEYS_FILE or API_KEYS)",
             ))),
         );
         components.add_security_scheme(
@@ -50,7 +50,7 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("One of the keys in API_KEYS, as a bearer token"))
+                    .description(Some("One of the gateway's API keys (API_KEYS_FILE or API_KEYS), as a bearer token"))
                     .build(),
             ),
         );

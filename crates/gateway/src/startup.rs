@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::auth::ApiKeys;
-use crate::config::Config;
+use crate::config::{ApiAuth, Config};
 use crate::proxy::Upstream;
 use crate::rate_limit::RateLimit;
 use crate::{AppState, RequestIds, app};
@@ -32,14 +32,15 @@ impl Application {
     /// (the rate limiter starts its clean-up task here).
     ///
     /// # Errors
-    /// An invalid configuration (naming the variable) or a port that cannot
-    /// be bound.
+    /// An invalid configuration (naming the variable), no API key while
+    /// `API_AUTH` requires one, an unreadable `API_KEYS_FILE`, or a port
+    /// that cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate().map_err(anyhow::Error::msg)?;
-        let keys = ApiKeys::new(config.keys());
-        if !keys.enabled() {
+        let keys = ApiKeys::new(&config.accepted_keys().map_err(anyhow::Error::msg)?);
+        if config.api_auth == ApiAuth::Disabled {
             warn!(
-                "API_KEYS is empty: authentication is OFF, anyone who can reach the gateway can create and delete runners"
+                "API_AUTH=disabled: authentication is OFF, anyone who can reach the gateway can create and delete runners"
             );
         }
         let limit = RateLimit::new(
@@ -58,6 +59,8 @@ impl Application {
             rate_limit_per_second = config.rate_limit_per_second,
             rate_limit_burst = config.rate_limit_burst,
             trust_proxy_headers = config.trust_proxy_headers,
+            api_keys = keys.count(),
+            max_connections = config.max_connections,
             workers = config.worker_threads().get(),
             "gateway configured"
         );

@@ -1,8 +1,9 @@
-//! API keys: both header forms, 401 shape, open paths, auth off.
+//! API keys: both header forms, 401 shape, open paths; keys from a file;
+//! no start without a key unless `API_AUTH=disabled`.
 
 use reqwest::Method;
 
-use crate::helpers::{KEY, TestGateway, TestUpstream, error_code};
+use crate::helpers::{KEY, TempFile, TestGateway, TestUpstream, error_code, refused_start};
 
 #[tokio::test]
 async fn missing_and_wrong_keys_get_401_json_with_challenge() {
@@ -85,10 +86,29 @@ async fn open_paths_need_no_key() {
     assert_ne!(response.status(), 401);
 }
 
+#[test]
+fn without_a_key_the_gateway_refuses_to_start_naming_the_variables() {
+    for env in [
+        vec![("API_KEYS", "")],
+        vec![("API_KEYS", " , "), ("API_AUTH", "required")],
+    ] {
+        let (status, stderr) = refused_start(&env);
+        assert!(!status.success(), "started with {env:?}");
+        for variable in ["API_KEYS_FILE", "API_KEYS", "API_AUTH=disabled"] {
+            assert!(stderr.contains(variable), "{variable} not named: {stderr}");
+        }
+    }
+}
+
 #[tokio::test]
-async fn empty_api_keys_turns_authentication_off() {
+async fn api_auth_disabled_serves_without_a_key_and_warns_at_start() {
     let upstream = TestUpstream::start().await;
-    let gw = TestGateway::spawn(&upstream.url, &[("API_KEYS", "")]);
+    let gw = TestGateway::spawn(&upstream.url, &[("API_KEYS", ""), ("API_AUTH", "disabled")]);
+    let warned = gw
+        .log()
+        .iter()
+        .any(|line| line.contains(r#""level":"WARN""#) && line.contains("API_AUTH=disabled"));
+    assert!(warned, "no warning at start: {:#?}", gw.log());
     let response = gw
         .client
         .get(gw.url("/api/v1/runners"))
@@ -106,4 +126,72 @@ async fn empty_api_keys_turns_authentication_off() {
         .await
         .unwrap();
     assert!(!health.authentication);
+}
+
+#[test]
+fn api_auth_disabled_with_keys_is_refused() {
+    let (status, stderr) = refused_start(&[("API_AUTH", "disabled")]);
+    assert!(!status.success());
+    assert!(stderr.contains("API_AUTH=disabled"), "{stderr}");
+}
+
+#[tokio::test]
+async fn keys_come_from_the_file_and_the_variable() {
+    let upstream = TestUpstream::start().await;
+    let file = TempFile::with("file-key-1\n\n  file-key-2  \nfile-key-3,file-key-4\n");
+    let gw = TestGateway::spawn(&upstream.url, &[("API_KEYS_FILE", file.path())]);
+    for key in [KEY, "file-key-1", "file-key-2", "file-key-3", "file-key-4"] {
+        let response = gw
+            .client
+            .get(gw.url("/api/v1/runners"))
+            .header("x-api-key", key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{key}");
+    }
+    let response = gw
+        .client
+        .get(gw.url("/api/v1/runners"))
+        .header("x-api-key", "file-key")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    // The file alone is enough (as under Compose, which blanks API_KEYS).
+    let gw = TestGateway::spawn(
+        &upstream.url,
+        &[("API_KEYS", ""), ("API_KEYS_FILE", file.path())],
+    );
+    let response = gw
+        .client
+        .get(gw.url("/api/v1/runners"))
+        .bearer_auth("file-key-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[test]
+fn an_unreadable_or_empty_key_file_stops_the_start_naming_it() {
+    let missing = std::env::temp_dir().join(format!("gateway-test-missing-{}", std::process::id()));
+    let missing = missing.to_str().unwrap();
+    let directory = std::env::temp_dir();
+    let directory = directory.to_str().unwrap();
+    for path in [missing, directory] {
+        let (status, stderr) = refused_start(&[("API_KEYS", ""), ("API_KEYS_FILE", path)]);
+        assert!(!status.success(), "started with API_KEYS_FILE={path}");
+        assert!(
+            stderr.contains(&format!("API_KEYS_FILE: cannot read {path}")),
+            "{stderr}"
+        );
+    }
+    let empty = TempFile::with("\n  \n");
+    let (status, stderr) = refused_start(&[("API_KEYS", ""), ("API_KEYS_FILE", empty.path())]);
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("API_KEYS_FILE={} holds none", empty.path())),
+        "{stderr}"
+    );
 }

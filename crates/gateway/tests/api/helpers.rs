@@ -19,13 +19,15 @@ pub(crate) const KEY: &str = "test-key-0123456789";
 
 /// Every variable the gateway reads; cleared so the caller's environment
 /// cannot change a test.
-const GATEWAY_VARS: [&str; 15] = [
+const GATEWAY_VARS: [&str; 17] = [
     "API_GATEWAY_HOST",
     "API_GATEWAY_PORT",
     "API_GATEWAY_WORKERS",
     "API_GATEWAY_MAX_CONNECTIONS",
     "ORCHESTRATOR_URL",
     "API_KEYS",
+    "API_KEYS_FILE",
+    "API_AUTH",
     "RATE_LIMIT_PER_SECOND",
     "RATE_LIMIT_BURST",
     "TRUST_PROXY_HEADERS",
@@ -47,37 +49,69 @@ pub(crate) struct TestGateway {
     pub(crate) base: String,
     /// A client that follows no redirects.
     pub(crate) client: reqwest::Client,
+    /// Every line of its log.
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// The gateway's command in front of `orchestrator_url`, with
+/// `API_KEYS=KEY`, a generous rate limit, and `env` on top.
+fn command(orchestrator_url: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gha-api-gateway"));
+    for var in GATEWAY_VARS {
+        command.env_remove(var);
+    }
+    command
+        .env("API_GATEWAY_HOST", "127.0.0.1")
+        .env("API_GATEWAY_PORT", "0")
+        .env("ORCHESTRATOR_URL", orchestrator_url)
+        .env("API_KEYS", KEY)
+        .env("RATE_LIMIT_PER_SECOND", "1000")
+        .env("RATE_LIMIT_BURST", "1000")
+        .env("UPSTREAM_TIMEOUT_SECONDS", "5")
+        .env("LOG_FORMAT", "json")
+        .env("RUST_LOG", "info");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.stdin(Stdio::null()).stdout(Stdio::null());
+    command
+}
+
+/// Runs the gateway with `env` (as [`TestGateway::spawn`] would) when it is
+/// expected to refuse to start: its exit status and what it wrote to stderr.
+pub(crate) fn refused_start(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
+    let mut child = command(&closed_upstream(), env)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gha-api-gateway");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        let _ = done_tx.send(text);
+    });
+    // stderr closes when the process exits.
+    let Ok(stderr) = done_rx.recv_timeout(Duration::from_secs(15)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the gateway did not exit within 15 s");
+    };
+    (child.wait().expect("wait for the gateway"), stderr)
 }
 
 impl TestGateway {
     /// Starts the gateway in front of `orchestrator_url` with `API_KEYS=KEY`,
     /// a generous rate limit, and `env` on top.
     pub(crate) fn spawn(orchestrator_url: &str, env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gha-api-gateway"));
-        for var in GATEWAY_VARS {
-            command.env_remove(var);
-        }
-        command
-            .env("API_GATEWAY_HOST", "127.0.0.1")
-            .env("API_GATEWAY_PORT", "0")
-            .env("ORCHESTRATOR_URL", orchestrator_url)
-            .env("API_KEYS", KEY)
-            .env("RATE_LIMIT_PER_SECOND", "1000")
-            .env("RATE_LIMIT_BURST", "1000")
-            .env("UPSTREAM_TIMEOUT_SECONDS", "5")
-            .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "info");
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+        let mut child = command(orchestrator_url, env)
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn gha-api-gateway");
         let stderr = child.stderr.take().expect("stderr");
         let (port_tx, port_rx) = mpsc::channel();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             let show = std::env::var_os("TEST_LOG").is_some();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -90,6 +124,7 @@ impl TestGateway {
                 {
                     let _ = port_tx.send(port as u16);
                 }
+                lines.lock().unwrap().push(line);
             }
         });
         let port = match port_rx.recv_timeout(Duration::from_secs(15)) {
@@ -108,7 +143,14 @@ impl TestGateway {
             port,
             base: format!("http://127.0.0.1:{port}"),
             client,
+            log,
         }
+    }
+
+    /// The lines the gateway has logged so far (every line up to
+    /// "listening" once [`Self::spawn`] has returned).
+    pub(crate) fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     /// The gateway process's id (for `/proc/PID/status`).
@@ -285,4 +327,28 @@ pub(crate) async fn error_code(response: reqwest::Response) -> String {
     let body: api_types::ErrorBody = response.json().await.expect("house error shape");
     assert!(!body.error.message.is_empty());
     body.error.code
+}
+
+/// A file in the temporary directory, removed when dropped.
+#[derive(Debug)]
+pub(crate) struct TempFile(pub(crate) std::path::PathBuf);
+
+impl TempFile {
+    /// A new file holding `text`.
+    pub(crate) fn with(text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("gateway-test-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, text).expect("write a temporary file");
+        Self(path)
+    }
+
+    /// Its path, as text.
+    pub(crate) fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
