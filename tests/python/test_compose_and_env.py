@@ -1,7 +1,8 @@
 """docker-compose.yml and .env.example, checked without starting anything:
 Compose accepts the file (both profiles), its wiring is what the README says,
-.env.example names every variable the services and the compose file read, and
-the secrets reach the orchestrator as files, never through the environment."""
+.env.example names every variable the services and the compose file read, the
+secrets reach the orchestrator and the gateway as files, never through the
+environment, and the gateway is published on loopback unless told otherwise."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ CONFIG_SOURCES = [
 EXTRA_VARIABLES = {"RUST_LOG", "DOCKER_HOST"}
 REQUIRED = ("REGISTRY", "IMAGE_VERSION")
 # Values that a careless .env might still hold: they must reach no container.
-LEFT_OVER_SECRETS = {"GITHUB_TOKEN": "ghp_left_in_env", "GITHUB_WEBHOOK_SECRET": "webhook_left_in_env"}
+LEFT_OVER_SECRETS = {
+    "GITHUB_TOKEN": "ghp_left_in_env",
+    "GITHUB_WEBHOOK_SECRET": "webhook_left_in_env",
+    "API_KEYS": "api_key_left_in_env",
+}
 
 
 def variables_of_the_compose_file() -> set[str]:
@@ -61,7 +66,9 @@ def test_env_example_names_every_variable_with_a_comment_and_default():
 def test_env_example_names_every_variable_of_the_compose_file():
     lines = env_example_lines()
     names = variables_of_the_compose_file()
-    assert {"GITHUB_TOKEN_SECRET_PATH", "GITHUB_WEBHOOK_SECRET_PATH"} <= names
+    assert {
+        "GITHUB_TOKEN_SECRET_PATH", "GITHUB_WEBHOOK_SECRET_PATH", "API_KEYS_SECRET_PATH", "API_GATEWAY_BIND"
+    } <= names
     for name in sorted(names):
         assert any(re.match(rf"^#? ?{name}=", line) for line in lines), (
             f".env.example lacks {name} (read by docker-compose.yml)"
@@ -74,12 +81,13 @@ def test_env_example_puts_the_required_variables_first_and_set():
 
 
 def test_env_example_sets_no_secret():
-    # The token and the webhook secret are files (Compose secrets), and the
-    # sandbox block does not set them either.
+    # The token, the webhook secret and the API keys are files (Compose
+    # secrets), and the sandbox block does not set them either.
+    secret = r"(GITHUB_TOKEN|GITHUB_WEBHOOK_SECRET|API_KEYS)="
     for line in env_example_lines():
-        assert not re.match(r"^#? ?(GITHUB_TOKEN|GITHUB_WEBHOOK_SECRET)=", line) or line.startswith("# "), line
-    values = [line for line in env_example_lines() if re.match(r"^# ?(GITHUB_TOKEN|GITHUB_WEBHOOK_SECRET)=", line)]
-    assert len(values) == 2, values  # documented once each, commented out
+        assert not re.match(rf"^#? ?{secret}", line) or line.startswith("# "), line
+    values = [line for line in env_example_lines() if re.match(rf"^# ?{secret}", line)]
+    assert len(values) == 3, values  # documented once each, commented out
 
 
 def test_secret_files_stay_out_of_git_and_of_build_contexts():
@@ -142,12 +150,35 @@ def test_images_come_from_registry_and_version(compose_config):
         assert service["healthcheck"]["test"][0] == "CMD"
 
 
-def test_gateway_is_published_and_orchestrator_is_not(compose_config):
+def published(port) -> tuple[str, str]:
+    """(host address, host port) of a `ports:` entry as `config` prints it."""
+    if isinstance(port, dict):
+        return port.get("host_ip", "0.0.0.0"), str(port["published"])
+    address, host_port, _ = port.rsplit(":", 2)
+    return address, host_port
+
+
+def test_gateway_is_published_on_loopback_and_orchestrator_is_not(compose_config):
     services = compose_config["default"]["services"]
     (port,) = services["api-gateway"]["ports"]
-    published = port["published"] if isinstance(port, dict) else port.split(":")[0]
-    assert str(published) == "8080"
+    assert published(port) == ("127.0.0.1", "8080")
     assert "ports" not in services["orchestrator"]
+
+
+def test_gateway_address_and_port_can_be_chosen(tmp_path):
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        pytest.skip("docker-compose not installed")
+    shutil.copy(REPO_ROOT / "docker-compose.yml", tmp_path)
+    (tmp_path / ".env").write_text(
+        "REGISTRY=r\nIMAGE_VERSION=1\nAPI_GATEWAY_BIND=0.0.0.0\nAPI_GATEWAY_PUBLISHED_PORT=9090\n"
+    )
+    result = subprocess.run(
+        [tool, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    (port,) = yaml.safe_load(result.stdout)["services"]["api-gateway"]["ports"]
+    assert published(port) == ("0.0.0.0", "9090")
 
 
 def test_gateway_reaches_orchestrator_by_its_port_and_holds_no_token(compose_config):
@@ -168,7 +199,17 @@ def test_orchestrator_reads_the_secrets_from_files_only(compose_config):
     # file-based secrets (no Swarm), at the documented default paths
     assert config["secrets"]["github_token"]["file"].endswith("/secrets/github_token")
     assert config["secrets"]["github_webhook_secret"]["file"].endswith("/secrets/github_webhook_secret")
-    assert "secrets" not in config["services"]["api-gateway"]
+
+
+def test_gateway_reads_the_api_keys_from_a_file_only(compose_config):
+    config = compose_config["sandbox"]
+    gateway = config["services"]["api-gateway"]
+    env = gateway["environment"]
+    assert env["API_KEYS"] == "" and env["API_KEYS_FILE"] == "/run/secrets/api_keys"
+    assert "API_AUTH" not in env  # keys are required unless .env says otherwise
+    sources = {s if isinstance(s, str) else s["source"] for s in gateway["secrets"]}
+    assert sources == {"api_keys"}, "the gateway gets no GitHub secret"
+    assert config["secrets"]["api_keys"]["file"].endswith("/secrets/api_keys")
 
 
 def test_no_service_gets_a_secret_through_its_environment(compose_config):
@@ -195,6 +236,7 @@ def test_secret_paths_can_be_moved(tmp_path):
     (tmp_path / ".env").write_text(
         "REGISTRY=r\nIMAGE_VERSION=1\n"
         "GITHUB_TOKEN_SECRET_PATH=/etc/gha/token\nGITHUB_WEBHOOK_SECRET_PATH=/etc/gha/webhook\n"
+        "API_KEYS_SECRET_PATH=/etc/gha/api_keys\n"
     )
     result = subprocess.run(
         [tool, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
@@ -203,6 +245,7 @@ def test_secret_paths_can_be_moved(tmp_path):
     secrets = yaml.safe_load(result.stdout)["secrets"]
     assert secrets["github_token"]["file"] == "/etc/gha/token"
     assert secrets["github_webhook_secret"]["file"] == "/etc/gha/webhook"
+    assert secrets["api_keys"]["file"] == "/etc/gha/api_keys"
 
 
 def test_orchestrator_has_the_socket_and_its_group(compose_config):

@@ -12,11 +12,12 @@ through the gateway's published port with an API key:
 3. checks that a runner container has no mounts and only the runner network,
    and that from the runner network neither the orchestrator nor the gateway
    can be reached;
-4. checks that the GitHub token and the webhook secret, given as Compose
-   secret files (`secrets/`, 0644 in a 0700 directory, as the README says),
-   are in no image, no log, and the `docker inspect` of no container: every
-   container of the stack (the orchestrator included) and the runners; a
-   GITHUB_TOKEN and GITHUB_WEBHOOK_SECRET left in `.env` too are blanked;
+4. checks that the GitHub token, the webhook secret and the API key, given
+   as Compose secret files (`secrets/`, 0644 in a 0700 directory, as the
+   README says), are in no image, no log, and the `docker inspect` of no
+   container: every container of the stack (the orchestrator included) and
+   the runners; a GITHUB_TOKEN, GITHUB_WEBHOOK_SECRET and API_KEYS left in
+   `.env` too are blanked (the gateway refuses a key that is only there);
 5. `docker-compose down -v`, then no container and no network is left.
 
 Everything runs in a temporary copy of the compose file (its own `.env`,
@@ -49,7 +50,9 @@ BINARIES = {
     "PREBUILT_GITHUB_SIM": "github-sim",
     "PREBUILT_SIM_RUNNER": "sim-runner",
 }
-API_KEY = "e2e-key"
+API_KEY = "e2e-key-5d81c0"
+# An API key an older `.env` may still hold: Compose blanks it, so it opens nothing.
+LEFT_OVER_API_KEY = "e2e-left-over-key-3a9f"
 # Distinctive, so that finding one anywhere is a leak, not a coincidence.
 TOKEN = "sandbox-token-e2e-7f3c1d"
 WEBHOOK_SECRET = "e2e-webhook-secret-9b2e4a"
@@ -170,7 +173,9 @@ class Sandbox:
         # readable by the containers' uid 65532 (0644).
         secrets = self.dir / "secrets"
         secrets.mkdir(mode=0o700)
-        for name, value in (("github_token", TOKEN), ("github_webhook_secret", WEBHOOK_SECRET)):
+        for name, value in (
+            ("github_token", TOKEN), ("github_webhook_secret", WEBHOOK_SECRET), ("api_keys", f"{API_KEY}\n")
+        ):
             (secrets / name).write_text(value)
             (secrets / name).chmod(0o644)
         lines = {
@@ -193,7 +198,6 @@ class Sandbox:
             "AUTOSCALE_POLL_INTERVAL_SECONDS": "0",
             "RECONCILE_INTERVAL_SECONDS": "5",
             "RUNNER_IDLE_TIMEOUT_SECONDS": "20",
-            "API_KEYS": API_KEY,
             # the most verbose logs, to prove the token never reaches them
             "RUST_LOG": "trace",
             # no registry: local bases, host-built binaries
@@ -201,9 +205,10 @@ class Sandbox:
             "RUNTIME_BASE_IMAGE": BASE_IMAGE,
             "SIM_BASE_IMAGE": BASE_IMAGE,
             **{var: f"target/release/{name}" for var, name in BINARIES.items()},
-            # what an older .env may still hold: Compose must blank both
+            # what an older .env may still hold: Compose must blank all three
             "GITHUB_TOKEN": TOKEN,
             "GITHUB_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "API_KEYS": LEFT_OVER_API_KEY,
         }
         (self.dir / ".env").write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
 
@@ -303,6 +308,10 @@ def test_sandbox_loop_through_the_gateway(sandbox: Sandbox):
         assert status == 200
         status, body = stack.gateway("GET", "/api/v1/runners", key=None)
         assert status == 401, body
+        status, body = stack.gateway("GET", "/api/v1/runners", key=LEFT_OVER_API_KEY)
+        assert status == 401, body
+        status, body = stack.gateway("GET", "/api/v1/runners")
+        assert status == 200, body
         status, body = stack.gateway("GET", "/api/v1/health", key=None)
         assert status == 200, body
 
@@ -366,7 +375,10 @@ def test_sandbox_loop_through_the_gateway(sandbox: Sandbox):
         # Not in any image (history or file system), not in the `docker
         # inspect` of any container (every service's, the runner's), not in
         # any service's log at trace level.
-        secrets = {"token": TOKEN, "webhook secret": WEBHOOK_SECRET}
+        secrets = {
+            "token": TOKEN, "webhook secret": WEBHOOK_SECRET, "API key": API_KEY,
+            "left-over API key": LEFT_OVER_API_KEY,
+        }
         for tag in ("gha-api-gateway", "gha-orchestrator"):
             image = f"{stack.registry}/{tag}:e2e"
             history = sh("docker", "history", "--no-trunc", image).stdout
@@ -397,8 +409,13 @@ def test_sandbox_loop_through_the_gateway(sandbox: Sandbox):
         mounts = {m["Destination"]: m for m in orchestrator["Mounts"]}
         for name in ("github_token", "github_webhook_secret"):
             assert mounts[f"/run/secrets/{name}"]["RW"] is False, mounts
+        # The gateway got its keys the same way, and no GitHub secret.
         gateway = json.loads(sh("docker", "inspect", stack.container("api-gateway")).stdout)[0]
-        assert not any(m["Destination"].startswith("/run/secrets") for m in gateway["Mounts"]), gateway["Mounts"]
+        for pair in ("API_KEYS=", "API_KEYS_FILE=/run/secrets/api_keys"):
+            assert pair in gateway["Config"]["Env"], gateway["Config"]["Env"]
+        secret_mounts = {m["Destination"]: m for m in gateway["Mounts"] if m["Destination"].startswith("/run/secrets")}
+        assert list(secret_mounts) == ["/run/secrets/api_keys"], gateway["Mounts"]
+        assert secret_mounts["/run/secrets/api_keys"]["RW"] is False
 
         # --- 5. down, then nothing is left ------------------------------------
         stack.compose("down", "-v", "--timeout", "30", timeout=180)
