@@ -65,6 +65,11 @@ pub struct CleanupReport {
     /// later). A pass that could not list GitHub removes nothing that depends
     /// on GitHub's view.
     pub warnings: Vec<String>,
+    /// Runners being created when the pass looked: their registrations may
+    /// exist before their containers do, so the pass left them alone. Empty
+    /// once every create has ended, however it ended.
+    #[serde(default)]
+    pub in_flight: Vec<String>,
 }
 
 impl CleanupReport {

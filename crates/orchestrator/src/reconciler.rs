@@ -117,6 +117,8 @@ impl Reconciler {
         // 3. Creates in flight, then Docker again: a runner registered before
         //    the listing is either still in flight or has its container now.
         let in_flight = fleet.registry.in_flight();
+        report.in_flight = in_flight.iter().cloned().collect();
+        report.in_flight.sort();
         let containers = match fleet.docker.list_runners().await {
             Ok(c) => c,
             Err(e) => {
@@ -178,7 +180,8 @@ impl Reconciler {
             if let Some((reason, github_id)) = self.judge(container, runners, listing_started).await
             {
                 let name = &container.record.name;
-                fleet.registry.update(name, |v| v.removing = true);
+                // `removing` until this ends, whatever the outcome.
+                let _removing = fleet.registry.begin_removal(name);
                 match fleet
                     .deregister_then_remove(name, &container.record.scope, github_id)
                     .await
@@ -198,11 +201,8 @@ impl Reconciler {
                             registration_deleted: deleted,
                         });
                     }
-                    Err(FleetError::Busy(_)) => {
-                        fleet.registry.update(name, |v| v.removing = false);
-                    }
+                    Err(FleetError::Busy(_)) => {}
                     Err(e) => {
-                        fleet.registry.update(name, |v| v.removing = false);
                         report.warnings.push(format!(
                             "runner {name} ({}) kept for now: {e}",
                             reason.as_str()

@@ -268,19 +268,25 @@ impl Autoscaler {
             for_job,
             autoscaled: true,
         };
-        match self.fleet.create_runners(plan).await {
-            Ok(runners) => {
+        // An operation of its own: shutdown waits for it rather than
+        // cutting it between GitHub and Docker.
+        let create = self.fleet.start_create(plan);
+        match create.operation.outcome().await {
+            Ok(Ok(runners)) => {
                 info!(runner = %runners[0].id, scope = %scope, job = ?for_job, "runner created on demand");
             }
-            Err(
+            Ok(Err(e)) => match &*e {
                 FleetError::Capacity { .. }
                 | FleetError::ShuttingDown
-                | FleetError::GitHub(GitHubError::RateLimited { .. }),
-            ) => {
-                debug!(scope = %scope, job = ?for_job, "runner creation deferred (capacity, shutdown or GitHub rate limit)");
-            }
-            Err(e) => {
-                warn!(scope = %scope, job = ?for_job, error = %e, "could not create a runner on demand; retrying next tick")
+                | FleetError::GitHub(GitHubError::RateLimited { .. }) => {
+                    debug!(scope = %scope, job = ?for_job, "runner creation deferred (capacity, shutdown or GitHub rate limit)");
+                }
+                e => {
+                    warn!(scope = %scope, job = ?for_job, error = %e, "could not create a runner on demand; retrying next tick")
+                }
+            },
+            Err(lost) => {
+                warn!(scope = %scope, job = ?for_job, error = %lost, "could not create a runner on demand; retrying next tick")
             }
         }
     }
@@ -294,32 +300,32 @@ impl Autoscaler {
             .filter(|v| v.record.autoscaled && v.idle_since.is_some_and(|t| t.elapsed() >= timeout))
             .collect();
         idle.sort_by_key(|v| v.idle_since);
-        for view in idle.into_iter().take(surplus) {
-            let name = &view.record.name;
-            self.fleet.registry.update(name, |v| v.removing = true);
-            match self
-                .fleet
-                .deregister_then_remove(name, &view.record.scope, view.github_runner_id)
-                .await
-            {
-                Ok(_) => {
-                    self.fleet.registry.update(name, |v| {
-                        v.reason = Some(format!(
-                            "idle for {}s with no job for it (RUNNER_IDLE_TIMEOUT_SECONDS)",
-                            timeout.as_secs()
-                        ));
-                    });
-                    self.fleet.registry.retire(name);
-                    info!(runner = %name, "idle runner removed");
-                }
-                Err(e) => {
-                    self.fleet.registry.update(name, |v| v.removing = false);
-                    if !matches!(e, FleetError::Busy(_)) {
-                        warn!(runner = %name, error = %e, "could not remove an idle runner");
+        // Each removal is an operation of its own: shutdown waits for it
+        // rather than cutting it between GitHub and Docker.
+        let removals: Vec<_> = idle
+            .into_iter()
+            .take(surplus)
+            .map(|view| {
+                let fleet = self.fleet.clone();
+                let name = view.record.name.clone();
+                let scope = view.record.scope.clone();
+                let github_id = view.github_runner_id;
+                let note = format!(
+                    "idle for {}s with no job for it (RUNNER_IDLE_TIMEOUT_SECONDS)",
+                    timeout.as_secs()
+                );
+                let removal = self.fleet.operations.spawn(async move {
+                    match fleet.retire_idle(&name, &scope, github_id, note).await {
+                        Ok(()) | Err(FleetError::Busy(_)) => {}
+                        Err(e) => {
+                            warn!(runner = %name, error = %e, "could not remove an idle runner")
+                        }
                     }
-                }
-            }
-        }
+                });
+                async move { removal.outcome().await }
+            })
+            .collect();
+        join_all(removals).await;
     }
 
     /// Asks GitHub about jobs queued longer than the idle timeout: a lost

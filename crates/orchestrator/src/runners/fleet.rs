@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use super::image::ImageStatus;
+use super::operations::Operations;
 use super::registry::Registry;
 use crate::config::Config;
 use crate::docker::{DockerEngine, DockerError};
@@ -26,6 +27,8 @@ pub struct Fleet {
     pub registry: Registry,
     /// The runner image's freshness.
     pub image: ImageStatus,
+    /// Creates, deletes and removals under way, each a task of its own.
+    pub operations: Operations,
     /// Set on SIGTERM: creates are refused from then on.
     shutting_down: AtomicBool,
     /// Wakes the reconcile loop for an immediate pass.
@@ -102,6 +105,7 @@ impl Fleet {
             docker,
             registry,
             image,
+            operations: Operations::default(),
             shutting_down: AtomicBool::new(false),
             reconcile_now: Notify::new(),
         }

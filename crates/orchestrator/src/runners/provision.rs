@@ -13,7 +13,8 @@ use rand::distr::Alphanumeric;
 use secrecy::ExposeSecret;
 use tracing::{info, warn};
 
-use super::registry::RunnerView;
+use super::operations::BatchProgress;
+use super::registry::{CreateMark, RunnerView};
 use super::request::BatchPlan;
 use super::{Fleet, FleetError};
 use crate::config::RegistrationMode;
@@ -51,12 +52,23 @@ impl std::fmt::Debug for Registration {
 }
 
 impl Fleet {
-    /// Creates `plan.count` runners, all or nothing.
+    /// Creates `plan.count` runners, all or nothing. Run it as an operation
+    /// of its own ([`Fleet::start_create`]) wherever the caller may be
+    /// dropped midway.
     ///
     /// # Errors
     /// [`FleetError`]; for a partial failure, [`FleetError::Batch`] names
     /// the runner that failed and says that the rest were rolled back.
     pub async fn create_runners(&self, plan: BatchPlan) -> Result<Vec<Runner>, FleetError> {
+        self.create_batch(plan, &BatchProgress::default()).await
+    }
+
+    /// [`Self::create_runners`], telling `progress` how far it has come.
+    pub(crate) async fn create_batch(
+        &self,
+        plan: BatchPlan,
+        progress: &BatchProgress,
+    ) -> Result<Vec<Runner>, FleetError> {
         if self.is_shutting_down() {
             return Err(FleetError::ShuttingDown);
         }
@@ -69,11 +81,12 @@ impl Fleet {
                 })?;
         self.ensure_image(&plan.image).await?;
 
-        let attempts = join_all((0..plan.count).map(|_| self.create_one(&plan))).await;
-        // The names the runners ended up with (a lost answer means a new name).
-        let names: Vec<String> = attempts.iter().map(|(name, _)| name.clone()).collect();
-        let outcomes: Vec<Result<Created, FleetError>> =
-            attempts.into_iter().map(|(_, outcome)| outcome).collect();
+        let attempts = join_all((0..plan.count).map(|_| self.create_one(&plan, progress))).await;
+        // Each runner's name (a lost answer means a new name) stays in
+        // flight, its mark held here, until the runner is in the registry
+        // or rolled back.
+        let (marks, outcomes): (Vec<CreateMark<'_>>, Vec<Result<Created, FleetError>>) =
+            attempts.into_iter().unzip();
 
         let failed = outcomes.iter().position(Result::is_err);
         let mut created = Vec::new();
@@ -86,6 +99,7 @@ impl Fleet {
             }
         }
         if let Some(error) = first_error {
+            progress.begin_rollback();
             let rolled_back = created.len();
             for c in created {
                 self.roll_back(
@@ -95,19 +109,17 @@ impl Fleet {
                 )
                 .await;
             }
-            for name in &names {
-                self.registry.end_create(name);
-            }
             let index = failed.unwrap_or(0);
+            let failed_name = marks[index].name().to_owned();
+            drop(marks);
             return Err(if plan.count == 1 {
                 error
             } else {
                 FleetError::Batch {
                     context: format!(
-                        "runner {} of {} ({}) could not be created; the {rolled_back} created with it were rolled back",
+                        "runner {} of {} ({failed_name}) could not be created; the {rolled_back} created with it were rolled back",
                         index + 1,
                         plan.count,
-                        names[index]
                     ),
                     cause: Box::new(error),
                 }
@@ -119,8 +131,8 @@ impl Fleet {
             let view = RunnerView::from_container(&c.container);
             runners.push(view.to_api());
             reservation.fill(view);
-            self.registry.end_create(&c.container.record.name);
         }
+        drop(marks);
         info!(count = runners.len(), scope = %plan.scope, "runners created");
         Ok(runners)
     }
@@ -136,8 +148,8 @@ impl Fleet {
     }
 
     /// Creates one runner under a new name; on failure, undoes its own
-    /// partial work. Returns the name it used last (marked in flight; the
-    /// caller ends it) with the outcome.
+    /// partial work. Returns the mark of the name it used last (in flight
+    /// until the caller drops it) with the outcome.
     ///
     /// A registration whose answer was lost (timeout, dropped connection,
     /// 5xx) or that GitHub says exists already (409) is never simply sent
@@ -146,11 +158,15 @@ impl Fleet {
     /// and only then is one more attempt made under a fresh name. When
     /// GitHub cannot tell, the create fails and the registration, offline
     /// and without a container, is an orphan for the next reconcile pass.
-    async fn create_one(&self, plan: &BatchPlan) -> (String, Result<Created, FleetError>) {
-        let mut name = self.new_runner_name();
+    async fn create_one(
+        &self,
+        plan: &BatchPlan,
+        progress: &BatchProgress,
+    ) -> (CreateMark<'_>, Result<Created, FleetError>) {
+        let mut mark = self.registry.begin_create(&self.new_runner_name());
         let mut attempt = 1;
         loop {
-            self.registry.begin_create(&name);
+            let name = mark.name().to_owned();
             let env = match self.register(&name, plan).await {
                 Ok(env) => env,
                 Err(error)
@@ -158,15 +174,18 @@ impl Fleet {
                         && self.resolve_failed_registration(&name, plan, &error).await =>
                 {
                     warn!(runner = %name, error = %error, "registration answer lost; GitHub holds no runner by that name now; trying once more under a new name");
-                    self.registry.end_create(&name);
-                    name = self.new_runner_name();
+                    // The old name leaves flight as the new one enters it.
+                    mark = self.registry.begin_create(&self.new_runner_name());
                     attempt += 1;
                     continue;
                 }
-                Err(error) => return (name, Err(error.into())),
+                Err(error) => return (mark, Err(error.into())),
             };
             let outcome = self.start_registered(&name, plan, env).await;
-            return (name, outcome);
+            if outcome.is_ok() {
+                progress.runner_started();
+            }
+            return (mark, outcome);
         }
     }
 

@@ -1,12 +1,19 @@
 //! The in-memory view of our runners: a cache of what Docker labels and
 //! GitHub's runner list say, rebuilt from them at start and on every
 //! reconcile pass. It also holds what only this process can know: creates in
-//! flight, capacity reservations, and the recent history of finished runners.
+//! flight, removals in progress, capacity reservations, and the recent
+//! history of finished runners.
+//!
+//! Each piece of that process-only state is set through a guard whose `Drop`
+//! undoes it ([`Reservation`], [`CreateMark`], [`RemovalMark`]): however an
+//! operation ends (an early return, an error, a panic, a cancelled future),
+//! no slot stays reserved, no name stays in flight and no runner stays
+//! marked as being removed.
 //!
 //! Nothing here is the source of truth; losing it (a crash) loses nothing
 //! that the next start cannot rebuild, except the history.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -163,10 +170,22 @@ struct Inner {
     /// Slots promised to creates in flight.
     reserved: usize,
     /// Names whose JIT call may have happened but whose container may not
-    /// exist yet: the orphan sweep must not touch them.
+    /// exist yet: the orphan sweep must not touch them. Held by [`CreateMark`]s.
     in_flight: HashSet<String>,
+    /// Runners being deregistered and removed, with how many removals of
+    /// each are under way (a delete and a reconcile pass may overlap). Held
+    /// by [`RemovalMark`]s; a live view's `removing` mirrors it.
+    removals: HashMap<String, usize>,
     /// Finished runners, newest last, with when they entered history.
     history: VecDeque<(Instant, Runner)>,
+}
+
+impl Inner {
+    /// Adds a live view, marked as being removed if a removal holds its name.
+    fn insert_live(&mut self, mut view: RunnerView) {
+        view.removing = self.removals.contains_key(&view.record.name);
+        self.live.insert(view.record.name.clone(), view);
+    }
 }
 
 /// The runners this process knows of.
@@ -192,7 +211,7 @@ impl Reservation<'_> {
             self.slots -= 1;
             inner.reserved -= 1;
         }
-        inner.live.insert(view.record.name.clone(), view);
+        inner.insert_live(view);
     }
 }
 
@@ -200,6 +219,59 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if self.slots > 0 {
             self.registry.lock().reserved -= self.slots;
+        }
+    }
+}
+
+/// A name marked in flight: its registration may exist at GitHub before its
+/// container exists, so the orphan sweep leaves it alone. The mark goes when
+/// this is dropped, whatever became of the create.
+#[derive(Debug)]
+#[must_use = "the name is in flight only while the mark lives"]
+pub struct CreateMark<'a> {
+    registry: &'a Registry,
+    name: String,
+}
+
+impl CreateMark<'_> {
+    /// The name marked.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for CreateMark<'_> {
+    fn drop(&mut self) {
+        self.registry.lock().in_flight.remove(&self.name);
+    }
+}
+
+/// A runner marked as being removed (state `removing`, not available to
+/// jobs, left alone by the exit handler). The mark goes when this is
+/// dropped: a removal that failed leaves the runner as it was.
+#[derive(Debug)]
+#[must_use = "the runner is marked as being removed only while the mark lives"]
+pub struct RemovalMark<'a> {
+    registry: &'a Registry,
+    name: String,
+}
+
+impl Drop for RemovalMark<'_> {
+    fn drop(&mut self) {
+        let mut inner = self.registry.lock();
+        let last = match inner.removals.get_mut(&self.name) {
+            Some(count) if *count > 1 => {
+                *count -= 1;
+                false
+            }
+            _ => true,
+        };
+        if last {
+            inner.removals.remove(&self.name);
+            if let Some(view) = inner.live.get_mut(&self.name) {
+                view.removing = false;
+                view.updated_at = Utc::now();
+            }
         }
     }
 }
@@ -252,14 +324,28 @@ impl Registry {
             .saturating_sub(inner.live.len() + inner.reserved)
     }
 
-    /// Marks a name as being created (before its JIT call).
-    pub fn begin_create(&self, name: &str) {
+    /// Marks a name as being created (before its JIT call) until the mark
+    /// is dropped.
+    pub fn begin_create(&self, name: &str) -> CreateMark<'_> {
         self.lock().in_flight.insert(name.to_owned());
+        CreateMark {
+            registry: self,
+            name: name.to_owned(),
+        }
     }
 
-    /// Ends a create, whatever its outcome.
-    pub fn end_create(&self, name: &str) {
-        self.lock().in_flight.remove(name);
+    /// Marks a runner as being removed until the mark is dropped.
+    pub fn begin_removal(&self, name: &str) -> RemovalMark<'_> {
+        let mut inner = self.lock();
+        *inner.removals.entry(name.to_owned()).or_default() += 1;
+        if let Some(view) = inner.live.get_mut(name) {
+            view.removing = true;
+            view.updated_at = Utc::now();
+        }
+        RemovalMark {
+            registry: self,
+            name: name.to_owned(),
+        }
     }
 
     /// Names being created right now.
@@ -363,12 +449,7 @@ impl Registry {
                         view.updated_at = Utc::now();
                     }
                 }
-                None => {
-                    inner.live.insert(
-                        container.record.name.clone(),
-                        RunnerView::from_container(container),
-                    );
-                }
+                None => inner.insert_live(RunnerView::from_container(container)),
             }
         }
     }
@@ -426,6 +507,8 @@ impl Registry {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::scope::Scope;
 
@@ -467,6 +550,78 @@ mod tests {
         r.fill(RunnerView::from_container(&container("a", true, None)));
         drop(r);
         assert_eq!(registry.free_slots(), 1);
+    }
+
+    #[test]
+    fn a_create_mark_ends_the_flight_when_dropped() {
+        let registry = Registry::new(5, Duration::from_secs(60));
+        let mark = registry.begin_create("a");
+        assert_eq!(mark.name(), "a");
+        assert!(registry.in_flight().contains("a"));
+        drop(mark);
+        assert!(registry.in_flight().is_empty());
+    }
+
+    #[test]
+    fn overlapping_removals_unmark_the_runner_when_the_last_ends() {
+        let registry = Registry::new(5, Duration::from_secs(60));
+        registry.sync_with_docker(&[container("a", true, None)]);
+        let delete = registry.begin_removal("a");
+        let pass = registry.begin_removal("a");
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Removing);
+        drop(delete);
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Removing);
+        drop(pass);
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Starting);
+        assert!(registry.get_live("a").unwrap().available());
+    }
+
+    #[test]
+    fn a_runner_seen_during_its_removal_shows_it() {
+        let registry = Registry::new(5, Duration::from_secs(60));
+        let removing = registry.begin_removal("a");
+        registry.sync_with_docker(&[container("a", true, None)]);
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Removing);
+        drop(removing);
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Starting);
+    }
+
+    #[test]
+    fn a_finished_removal_leaves_nothing_behind() {
+        let registry = Registry::new(5, Duration::from_secs(60));
+        registry.sync_with_docker(&[container("a", true, None)]);
+        let removing = registry.begin_removal("a");
+        registry.forget("a");
+        drop(removing);
+        assert!(registry.get("a").is_none());
+        assert!(registry.lock().removals.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_operation_releases_every_mark() {
+        let registry = Arc::new(Registry::new(2, Duration::from_secs(60)));
+        registry.sync_with_docker(&[container("a", true, None)]);
+        let (marked, is_marked) = tokio::sync::oneshot::channel();
+        let operation = tokio::spawn({
+            let registry = registry.clone();
+            async move {
+                let _slot = registry.reserve(1).unwrap();
+                let _name = registry.begin_create("b");
+                let _removing = registry.begin_removal("a");
+                marked.send(()).unwrap();
+                std::future::pending::<()>().await;
+            }
+        });
+        is_marked.await.unwrap();
+        assert_eq!(registry.free_slots(), 0);
+        assert!(registry.in_flight().contains("b"));
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Removing);
+
+        operation.abort();
+        assert!(operation.await.unwrap_err().is_cancelled());
+        assert_eq!(registry.free_slots(), 1);
+        assert!(registry.in_flight().is_empty());
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Starting);
     }
 
     #[test]

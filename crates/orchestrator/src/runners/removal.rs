@@ -20,7 +20,8 @@ impl Fleet {
     /// `DELETE /runners/{id}`: deregisters and removes one runner. A busy
     /// runner is refused unless `force`, which stops its container first
     /// (its job fails) and leaves the registration to the reconciler if
-    /// GitHub still calls it busy.
+    /// GitHub still calls it busy. Run it as an operation of its own
+    /// ([`Fleet::start_delete`]) wherever the caller may be dropped midway.
     ///
     /// # Errors
     /// [`FleetError::NotFound`], [`FleetError::Busy`], or what GitHub or
@@ -45,23 +46,37 @@ impl Fleet {
             Some(id) => Some(id),
             None => self.find_registration(&scope, name).await?,
         };
-        self.registry.update(name, |v| v.removing = true);
-        let result = if force {
-            self.force_remove(name, &scope, github_id).await
+        // `removing` until this ends, whether it succeeds or not.
+        let _removing = self.registry.begin_removal(name);
+        if force {
+            self.force_remove(name, &scope, github_id).await?;
         } else {
-            self.deregister_then_remove(name, &scope, github_id).await
-        };
-        match result {
-            Ok(_) => {
-                self.registry.forget(name);
-                info!(runner = name, force, "runner deleted");
-                Ok(())
-            }
-            Err(e) => {
-                self.registry.update(name, |v| v.removing = false);
-                Err(e)
-            }
+            self.deregister_then_remove(name, &scope, github_id).await?;
         }
+        self.registry.forget(name);
+        info!(runner = name, force, "runner deleted");
+        Ok(())
+    }
+
+    /// Removes an autoscaled runner that stayed idle with no job for it:
+    /// deregisters, removes the container, and moves it to history with
+    /// `note` as its reason.
+    ///
+    /// # Errors
+    /// As [`Self::deregister_then_remove`]; the runner is then kept, as it was.
+    pub async fn retire_idle(
+        &self,
+        name: &str,
+        scope: &Scope,
+        github_id: Option<i64>,
+        note: String,
+    ) -> Result<(), FleetError> {
+        let _removing = self.registry.begin_removal(name);
+        self.deregister_then_remove(name, scope, github_id).await?;
+        self.registry.update(name, |v| v.reason = Some(note));
+        self.registry.retire(name);
+        info!(runner = %name, "idle runner removed");
+        Ok(())
     }
 
     /// Deregisters (204/404), then removes the container. Returns whether a
