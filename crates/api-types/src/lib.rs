@@ -6,8 +6,8 @@
 //! drift from what the orchestrator really sends.
 //!
 //! # Layout
-//! - [`runners`]: a runner as the API shows it, and the create / list / delete
-//!   request shapes.
+//! - [`runners`]: a runner as the API shows it, the create / list / delete
+//!   request shapes, and the progress of an operation that outlives its request.
 //! - [`cleanup`]: the report of a reconcile pass.
 //! - [`health`]: the health documents of the orchestrator and the gateway.
 //! - [`webhooks`]: the answer to a GitHub webhook delivery.
@@ -27,6 +27,7 @@ pub use health::{
 };
 pub use runners::{
     CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ListRunnersQuery,
-    RUNNER_ID_RULE, Runner, RunnerJob, RunnerList, RunnerState, is_valid_runner_id,
+    OperationKind, OperationProgress, OperationState, RUNNER_ID_RULE, Runner, RunnerJob,
+    RunnerList, RunnerState, is_valid_runner_id,
 };
 pub use webhooks::WebhookAck;

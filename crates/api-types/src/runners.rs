@@ -194,6 +194,64 @@ pub struct DeleteRunnerQuery {
     pub force: bool,
 }
 
+/// Which operation an [`OperationProgress`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    /// `POST /runners/create`.
+    CreateRunners,
+    /// `DELETE /runners/{id}`.
+    DeleteRunner,
+    /// `POST /runners/cleanup`.
+    Cleanup,
+}
+
+/// Where an operation under way is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationState {
+    /// Under way.
+    InProgress,
+    /// A batch that failed: the runners it made are being removed
+    /// (registration first, then container); it will answer the error.
+    RollingBack,
+}
+
+/// The `202 Accepted` answer of a create, delete or cleanup that outlived
+/// the request's wait (25 s, or less with `Prefer: wait=N`). The operation
+/// goes on regardless: a client that stops waiting never cuts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "operation": "create_runners", "state": "in_progress",
+    "started_at": "2026-11-28T10:00:00Z", "idempotency_key": "4f7c2a9e-batch-17",
+    "count": 3, "runners_started": 1,
+    "message": "the batch goes on after this answer; repeat the request with the same Idempotency-Key to wait for it again and get its outcome"
+}))]
+pub struct OperationProgress {
+    /// Which operation.
+    pub operation: OperationKind,
+    /// Where it is.
+    pub state: OperationState,
+    /// When it began.
+    pub started_at: DateTime<Utc>,
+    /// A create's `Idempotency-Key`: the same request with it answers the
+    /// batch's outcome (201 or the error) once the batch has ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// A create: how many runners the batch asks for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    /// A create: the batch's runners whose containers have started so far
+    /// (the batch is all or nothing: none is listed before all are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runners_started: Option<u32>,
+    /// A delete: the runner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner: Option<String>,
+    /// How to learn the outcome.
+    pub message: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ use tracing::{error, warn};
 
 use crate::docker::DockerError;
 use crate::github::GitHubError;
-use crate::runners::FleetError;
+use crate::runners::{FleetError, OperationLost};
 
 /// An error answer: status, code, message, and `Retry-After` where it helps.
 #[derive(Debug, Clone)]
@@ -48,15 +48,25 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
+    /// 422: the `Idempotency-Key` was first used with another request body,
+    /// as the IETF's draft for the header prescribes.
+    pub fn idempotency_key_reused() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used in the last 24 hours for a create with another body; use a new key for a new request",
+        )
+    }
+
     fn with_retry_after(mut self, wait: Duration) -> Self {
         self.retry_after = Some(wait.as_secs().max(1));
         self
     }
 }
 
-impl From<DockerError> for ApiError {
-    fn from(e: DockerError) -> Self {
-        match &e {
+impl From<&DockerError> for ApiError {
+    fn from(e: &DockerError) -> Self {
+        match e {
             DockerError::Unavailable { .. } => {
                 warn!(error = %e, "Docker unavailable");
                 ApiError::new(
@@ -74,9 +84,9 @@ impl From<DockerError> for ApiError {
     }
 }
 
-impl From<GitHubError> for ApiError {
-    fn from(e: GitHubError) -> Self {
-        match &e {
+impl From<&GitHubError> for ApiError {
+    fn from(e: &GitHubError) -> Self {
+        match e {
             GitHubError::Unauthorized => {
                 error!("GitHub rejected the configured token");
                 ApiError::new(
@@ -128,12 +138,17 @@ impl From<GitHubError> for ApiError {
     }
 }
 
-impl From<FleetError> for ApiError {
-    fn from(e: FleetError) -> Self {
+/// By reference: an operation's outcome may be answered more than once
+/// (to each request that waits for it, to each repeat of its
+/// `Idempotency-Key`).
+impl From<&FleetError> for ApiError {
+    fn from(e: &FleetError) -> Self {
         match e {
-            FleetError::Invalid(m) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m)
-            }
+            FleetError::Invalid(m) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_request",
+                m.clone(),
+            ),
             FleetError::ImageNotAllowed(_) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "image_not_allowed",
@@ -148,10 +163,12 @@ impl From<FleetError> for ApiError {
                 e.to_string(),
             )
             .with_retry_after(Duration::from_secs(30)),
-            FleetError::ImageUnavailable(m) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "image_unavailable", m)
-                    .with_retry_after(Duration::from_secs(60))
-            }
+            FleetError::ImageUnavailable(m) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "image_unavailable",
+                m.clone(),
+            )
+            .with_retry_after(Duration::from_secs(60)),
             FleetError::NotFound(_) => ApiError::not_found(e.to_string()),
             FleetError::Busy(_) => {
                 ApiError::new(StatusCode::CONFLICT, "runner_busy", e.to_string())
@@ -159,11 +176,40 @@ impl From<FleetError> for ApiError {
             FleetError::Docker(d) => d.into(),
             FleetError::GitHub(g) => g.into(),
             FleetError::Batch { context, cause } => {
-                let mut inner: ApiError = (*cause).into();
+                let mut inner: ApiError = (&**cause).into();
                 inner.message = format!("{context}: {}", inner.message);
                 inner
             }
         }
+    }
+}
+
+impl From<DockerError> for ApiError {
+    fn from(e: DockerError) -> Self {
+        (&e).into()
+    }
+}
+
+impl From<GitHubError> for ApiError {
+    fn from(e: GitHubError) -> Self {
+        (&e).into()
+    }
+}
+
+impl From<FleetError> for ApiError {
+    fn from(e: FleetError) -> Self {
+        (&e).into()
+    }
+}
+
+impl From<OperationLost> for ApiError {
+    fn from(e: OperationLost) -> Self {
+        error!(error = %e, "an operation ended without an outcome");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the operation stopped without an outcome; GET /runners shows what exists",
+        )
     }
 }
 

@@ -13,6 +13,7 @@ mod github_faults;
 mod lifecycle;
 mod listings;
 mod lost_answers;
+mod operations;
 mod private_ca;
 mod rate_buckets;
 mod secrets;
