@@ -42,20 +42,29 @@ pub fn webhooks() -> OpenApiRouter<AppState> {
 #[utoipa::path(
     post, path = "/api/v1/runners", tag = "runners",
     request_body = CreateRunnersRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, max_length = 255, min_length = 1,
+            description = "Makes the create safe to repeat: within 24 h, a request with the same key and the same body answers the first one's batch (its runners, its error, or its progress while it runs) and creates nothing more. The same key with another body: 422 `idempotency_key_reused`, as in the IETF's Idempotency-Key draft. 1 to 255 printable ASCII characters (a UUID is a good choice). Forwarded unchanged; the orchestrator keeps keys in memory, so a restart forgets them."),
+        ("Prefer" = Option<String>, Header,
+            description = "`wait=N` (RFC 7240): answer 202 after N seconds if the batch is still going, rather than after 25 s."),
+    ),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 201, description = "The runners, all `starting`", body = CreateRunnersResponse),
-        (status = 400, description = "Unreadable JSON", body = ErrorBody),
+        (status = 202, description = "The batch outlived the request's wait (25 s, or `Prefer: wait=N`) and goes on, whatever becomes of this request; repeat it with the same Idempotency-Key to get its outcome", body = api_types::OperationProgress,
+            headers(("Retry-After" = u64, description = "Seconds before asking again"))),
+        (status = 400, description = "Unreadable JSON, or an Idempotency-Key that is empty, too long or not printable ASCII", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 409, description = "Not enough free slots under MAX_RUNNERS", body = ErrorBody),
         (status = 413, description = "Body larger than MAX_BODY_BYTES", body = ErrorBody),
         (status = 415, description = "Body not sent as application/json", body = ErrorBody),
-        (status = 422, description = "Invalid request, image not allowed, or unknown repository/organization", body = ErrorBody),
+        (status = 422, description = "Invalid request, image not allowed, unknown repository/organization, or an Idempotency-Key already used with another body (`idempotency_key_reused`)", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
         (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
+        (status = 500, description = "The batch stopped without an outcome (`GET /api/v1/runners` shows what exists)", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable, or GitHub failed", body = ErrorBody),
         (status = 503, description = "Docker unreachable, GitHub rate limit, or shutting down", body = ErrorBody),
-        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time (UPSTREAM_TIMEOUT_SECONDS); the batch still finishes: repeat with the same Idempotency-Key to get its outcome", body = ErrorBody),
     )
 )]
 async fn create_runners(
