@@ -4,8 +4,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use futures::future::join_all;
@@ -25,11 +25,14 @@ use crate::reconciler::Reconciler;
 use crate::runners::{Fleet, FleetError};
 use crate::supervisor::{Heartbeats, Supervisor};
 
+/// The least time operations in flight get at shutdown, even when the
+/// requests took all of the drain.
+const OPERATIONS_FLOOR: Duration = Duration::from_secs(1);
 /// How long the background loops get to stop at shutdown.
 const LOOPS_STOP_LIMIT: Duration = Duration::from_secs(2);
 /// How long removing idle runners may take at shutdown: with the default
 /// drain of 20 s, shutdown ends within 28 s, inside Compose's 30 s grace.
-const IDLE_REMOVAL_LIMIT: Duration = Duration::from_secs(6);
+const IDLE_REMOVAL_LIMIT: Duration = Duration::from_secs(5);
 
 /// A built, bound, not yet running orchestrator.
 #[derive(Debug)]
@@ -167,14 +170,17 @@ impl Application {
 
         let drain = Duration::from_secs(config.shutdown_drain_seconds);
         let draining = Arc::new(Notify::new());
+        let drain_started = Arc::new(OnceLock::new());
         let server = service_kit::serve(
             self.listener,
             api::app(state),
             {
                 let fleet = fleet.clone();
                 let draining = draining.clone();
+                let drain_started = drain_started.clone();
                 async move {
                     shutdown.await;
+                    let _ = drain_started.set(Instant::now());
                     info!(
                         drain_seconds = drain.as_secs(),
                         "shutting down: no new runners; finishing requests in flight"
@@ -203,6 +209,17 @@ impl Application {
         if let Some(failure) = &failure {
             error!(loop_name = failure.name, reason = %failure.how, "a background loop died; exiting so that the container is restarted");
             fleet.begin_shutdown();
+        }
+        // Creates and deletes run as tasks of their own: a cut request's
+        // work goes on, within what is left of the drain.
+        let left = drain_started
+            .get()
+            .map_or(drain, |started| drain.saturating_sub(started.elapsed()))
+            .max(OPERATIONS_FLOOR);
+        if !fleet.finish_operations(left).await {
+            warn!(
+                "shutdown: creates or deletes still running after SHUTDOWN_DRAIN_SECONDS; the next start's reconcile pass cleans up after them"
+            );
         }
         let still_running = loops.stop(LOOPS_STOP_LIMIT).await;
         if !still_running.is_empty() {
@@ -257,6 +274,8 @@ async fn remove_idle_runners(fleet: &Fleet) {
     info!(count = idle.len(), "shutdown: removing idle runners");
     join_all(idle.iter().map(|view| async move {
         let name = &view.record.name;
+        // Shown as `removing` meanwhile; released however this ends.
+        let _removing = fleet.registry.begin_removal(name);
         match fleet
             .deregister_then_remove(name, &view.record.scope, view.github_runner_id)
             .await

@@ -287,7 +287,11 @@ impl Registry {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().expect("registry lock")
+        // A panic while holding it is a bug the supervisor or the task's
+        // owner reports; a second panic here would only hide it.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The cap on live runners.
