@@ -71,19 +71,19 @@ pub struct Config {
     /// At shutdown, how long requests in flight may take to finish before
     /// they are cut off; idle runners are removed after it. Keep it below
     /// the container's stop grace period (Compose: 30 s) minus 8 s.
-    #[arg(long, env = "SHUTDOWN_DRAIN_SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=3600))]
-    pub shutdown_drain_seconds: u64,
+    #[arg(long = "shutdown-drain-seconds", value_name = "SHUTDOWN_DRAIN_SECONDS", env = "SHUTDOWN_DRAIN_SECONDS", default_value = "20", value_parser = positive_seconds)]
+    pub shutdown_drain: Duration,
     /// GitHub requests in flight at once, at most (GitHub's secondary
     /// limits refuse clients with too many concurrent requests).
     #[arg(long, env = "GITHUB_MAX_CONCURRENT_REQUESTS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
     pub github_max_concurrent_requests: u16,
     /// The most one GitHub call may take, retries included, in seconds:
     /// keep it below the gateway's `UPSTREAM_TIMEOUT_SECONDS` (30).
-    #[arg(long, env = "GITHUB_RETRY_DEADLINE_SECONDS", default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=600))]
-    pub github_retry_deadline_seconds: u64,
+    #[arg(long = "github-retry-deadline-seconds", value_name = "GITHUB_RETRY_DEADLINE_SECONDS", env = "GITHUB_RETRY_DEADLINE_SECONDS", default_value = "25", value_parser = positive_seconds)]
+    pub github_retry_deadline: Duration,
     /// Timeout of one GitHub API call, in seconds.
-    #[arg(long, env = "GITHUB_TIMEOUT_SECONDS", default_value_t = 15)]
-    pub github_timeout_seconds: u64,
+    #[arg(long = "github-timeout-seconds", value_name = "GITHUB_TIMEOUT_SECONDS", env = "GITHUB_TIMEOUT_SECONDS", default_value = "15", value_parser = positive_seconds)]
+    pub github_timeout: Duration,
 
     /// Runner image.
     #[arg(
@@ -132,30 +132,34 @@ pub struct Config {
 
     /// Seconds between background pulls of `RUNNER_IMAGE` (0: never pull).
     #[arg(
-        long,
+        long = "runner-image-pull-interval-seconds",
+        value_name = "RUNNER_IMAGE_PULL_INTERVAL_SECONDS",
         env = "RUNNER_IMAGE_PULL_INTERVAL_SECONDS",
-        default_value_t = 21600
+        default_value = "21600",
+        value_parser = seconds
     )]
-    pub runner_image_pull_interval_seconds: u64,
+    pub runner_image_pull_interval: Duration,
     /// Seconds a finished runner stays visible through the API.
-    #[arg(long, env = "RUNNER_HISTORY_SECONDS", default_value_t = 600)]
-    pub runner_history_seconds: u64,
+    #[arg(long = "runner-history-seconds", value_name = "RUNNER_HISTORY_SECONDS", env = "RUNNER_HISTORY_SECONDS", default_value = "600", value_parser = seconds)]
+    pub runner_history: Duration,
     /// Seconds between reconcile passes.
-    #[arg(long, env = "RECONCILE_INTERVAL_SECONDS", default_value_t = 30)]
-    pub reconcile_interval_seconds: u64,
+    #[arg(long = "reconcile-interval-seconds", value_name = "RECONCILE_INTERVAL_SECONDS", env = "RECONCILE_INTERVAL_SECONDS", default_value = "30", value_parser = positive_seconds)]
+    pub reconcile_interval: Duration,
     /// Seconds a runner may take to come online before it is removed.
     #[arg(
-        long,
+        long = "runner-registration-timeout-seconds",
+        value_name = "RUNNER_REGISTRATION_TIMEOUT_SECONDS",
         env = "RUNNER_REGISTRATION_TIMEOUT_SECONDS",
-        default_value_t = 600
+        default_value = "600",
+        value_parser = positive_seconds
     )]
-    pub runner_registration_timeout_seconds: u64,
+    pub runner_registration_timeout: Duration,
     /// Seconds after which a runner that is not busy is removed.
-    #[arg(long, env = "RUNNER_MAX_LIFETIME_SECONDS", default_value_t = 86400)]
-    pub runner_max_lifetime_seconds: u64,
+    #[arg(long = "runner-max-lifetime-seconds", value_name = "RUNNER_MAX_LIFETIME_SECONDS", env = "RUNNER_MAX_LIFETIME_SECONDS", default_value = "86400", value_parser = positive_seconds)]
+    pub runner_max_lifetime: Duration,
     /// Timeout of one Docker API call, in seconds.
-    #[arg(long, env = "DOCKER_TIMEOUT_SECONDS", default_value_t = 20)]
-    pub docker_timeout_seconds: u64,
+    #[arg(long = "docker-timeout-seconds", value_name = "DOCKER_TIMEOUT_SECONDS", env = "DOCKER_TIMEOUT_SECONDS", default_value = "20", value_parser = positive_seconds)]
+    pub docker_timeout: Duration,
 
     /// Secret GitHub signs webhook deliveries with; without it (unset or
     /// empty) `POST /webhooks/github` answers 404 (webhooks off).
@@ -172,14 +176,14 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_REPOSITORIES", value_delimiter = ',', value_parser = parse_repository)]
     pub allowed_repositories: Vec<Scope>,
     /// Seconds between polls of queued jobs (0: no polling; webhooks only).
-    #[arg(long, env = "AUTOSCALE_POLL_INTERVAL_SECONDS", default_value_t = 30)]
-    pub autoscale_poll_interval_seconds: u64,
+    #[arg(long = "autoscale-poll-interval-seconds", value_name = "AUTOSCALE_POLL_INTERVAL_SECONDS", env = "AUTOSCALE_POLL_INTERVAL_SECONDS", default_value = "30", value_parser = seconds)]
+    pub autoscale_poll_interval: Duration,
     /// Idle runners kept online in the default scope, ready for the next job.
     #[arg(long, env = "MIN_IDLE_RUNNERS", default_value_t = 0)]
     pub min_idle_runners: u32,
     /// Seconds an idle runner above the warm pool may wait for a job before it is removed.
-    #[arg(long, env = "RUNNER_IDLE_TIMEOUT_SECONDS", default_value_t = 300)]
-    pub runner_idle_timeout_seconds: u64,
+    #[arg(long = "runner-idle-timeout-seconds", value_name = "RUNNER_IDLE_TIMEOUT_SECONDS", env = "RUNNER_IDLE_TIMEOUT_SECONDS", default_value = "300", value_parser = positive_seconds)]
+    pub runner_idle_timeout: Duration,
 
     /// Log format: `text` or `json`. Verbosity comes from `RUST_LOG` (default `info`).
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -255,9 +259,6 @@ impl Config {
         if self.max_runners == 0 {
             return Err("MAX_RUNNERS must be at least 1".into());
         }
-        if self.reconcile_interval_seconds == 0 {
-            return Err("RECONCILE_INTERVAL_SECONDS must be at least 1".into());
-        }
         if self.instance_id.is_empty() || self.instance_id.len() > 63 {
             return Err("ORCHESTRATOR_ID must be 1 to 63 characters".into());
         }
@@ -304,9 +305,6 @@ impl Config {
             return Err(
                 "MIN_IDLE_RUNNERS needs GITHUB_REPOSITORY or GITHUB_ORG: the warm pool registers there".into(),
             );
-        }
-        if self.runner_idle_timeout_seconds == 0 {
-            return Err("RUNNER_IDLE_TIMEOUT_SECONDS must be at least 1".into());
         }
         Ok(())
     }
@@ -408,10 +406,41 @@ impl Config {
         self.runner_command.0.clone()
     }
 
-    /// The per-call Docker timeout.
-    pub fn docker_timeout(&self) -> Duration {
-        Duration::from_secs(self.docker_timeout_seconds.max(1))
+    /// How often the runner image is pulled; `None`: never.
+    pub fn image_pull_interval(&self) -> Option<Duration> {
+        Some(self.runner_image_pull_interval).filter(|d| !d.is_zero())
     }
+
+    /// How often queued jobs are polled; `None`: never (webhooks only).
+    pub fn poll_interval(&self) -> Option<Duration> {
+        Some(self.autoscale_poll_interval).filter(|d| !d.is_zero())
+    }
+}
+
+/// The longest any `*_SECONDS` setting may be: ten years, far past any use,
+/// and far from what `Instant` arithmetic could overflow.
+const MAX_SECONDS: u64 = 10 * 365 * 86_400;
+
+/// A `*_SECONDS` setting: whole seconds, 0 allowed (it means "off" where
+/// the variable says so).
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number of seconds"))?;
+    if value > MAX_SECONDS {
+        return Err(format!("{value} s is more than ten years"));
+    }
+    Ok(Duration::from_secs(value))
+}
+
+/// A `*_SECONDS` setting that must be at least 1.
+fn positive_seconds(text: &str) -> Result<Duration, String> {
+    let value = seconds(text)?;
+    if value.is_zero() {
+        return Err("must be at least 1 second".to_owned());
+    }
+    Ok(value)
 }
 
 /// `GITHUB_REPOSITORY` and each of `ALLOWED_REPOSITORIES`: `owner/name`.
@@ -631,6 +660,45 @@ mod tests {
     fn both_scopes_are_refused() {
         let c = config(&["--github-repository", "o/r", "--github-org", "o"]);
         assert!(c.validate().unwrap_err().contains("not both"));
+    }
+
+    #[test]
+    fn durations_are_parsed_once_and_named_by_their_variable() {
+        let c = config(&["--reconcile-interval-seconds", "7"]);
+        assert_eq!(c.reconcile_interval, Duration::from_secs(7));
+        assert_eq!(config(&[]).poll_interval(), Some(Duration::from_secs(30)));
+        let off = config(&[
+            "--autoscale-poll-interval-seconds",
+            "0",
+            "--runner-image-pull-interval-seconds",
+            "0",
+        ]);
+        assert_eq!(off.poll_interval(), None);
+        assert_eq!(off.image_pull_interval(), None);
+        for (flag, value, variable) in [
+            (
+                "--reconcile-interval-seconds",
+                "0",
+                "RECONCILE_INTERVAL_SECONDS",
+            ),
+            (
+                "--runner-idle-timeout-seconds",
+                "soon",
+                "RUNNER_IDLE_TIMEOUT_SECONDS",
+            ),
+            ("--docker-timeout-seconds", "1.5", "DOCKER_TIMEOUT_SECONDS"),
+            (
+                "--runner-history-seconds",
+                "99999999999999",
+                "RUNNER_HISTORY_SECONDS",
+            ),
+        ] {
+            let error =
+                Config::try_parse_from(["gha-orchestrator", "--github-token", "t", flag, value])
+                    .unwrap_err()
+                    .to_string();
+            assert!(error.contains(variable), "{error}");
+        }
     }
 
     #[test]

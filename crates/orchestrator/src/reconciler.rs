@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use api_types::{CleanupReport, RemovalReason, RemovedRunner};
 use chrono::Utc;
@@ -62,7 +61,7 @@ impl Reconciler {
     /// Passes every interval (or when woken) until `stop`; each pass that
     /// could read Docker's containers is a `beat`.
     pub async fn run(&self, stop: CancellationToken, beat: Beat) {
-        let interval = Duration::from_secs(self.fleet.config.reconcile_interval_seconds);
+        let interval = self.fleet.config.reconcile_interval;
         loop {
             let report = self.pass().await;
             if !report.warnings.iter().any(|w| w.starts_with(NO_CONTAINERS)) {
@@ -226,7 +225,10 @@ impl Reconciler {
     ) -> Option<(RemovalReason, Option<i64>)> {
         let config = &self.fleet.config;
         let record = &container.record;
-        let age = Utc::now() - record.created_at;
+        // A clock gone backwards makes a negative age: read it as none.
+        let age = (Utc::now() - record.created_at)
+            .to_std()
+            .unwrap_or_default();
         let registration = runners.iter().find(|r| r.name == record.name);
         match registration {
             None => {
@@ -246,7 +248,7 @@ impl Reconciler {
                     }
                 }
                 // Token mode: never registered yet; only the timeout applies.
-                (age.num_seconds() >= config.runner_registration_timeout_seconds as i64)
+                (age >= config.runner_registration_timeout)
                     .then_some((RemovalReason::RegistrationTimeout, None))
             }
             Some(gh) => {
@@ -258,11 +260,11 @@ impl Reconciler {
                 if !gh.is_online()
                     && !gh.busy
                     && !was_online
-                    && age.num_seconds() >= config.runner_registration_timeout_seconds as i64
+                    && age >= config.runner_registration_timeout
                 {
                     return Some((RemovalReason::RegistrationTimeout, Some(gh.id)));
                 }
-                if !gh.busy && age.num_seconds() >= config.runner_max_lifetime_seconds as i64 {
+                if !gh.busy && age >= config.runner_max_lifetime {
                     return Some((RemovalReason::MaxLifetime, Some(gh.id)));
                 }
                 None
@@ -274,8 +276,8 @@ impl Reconciler {
 /// The setting behind a time-based removal, in seconds.
 fn config_seconds(fleet: &Fleet, reason: RemovalReason) -> u64 {
     match reason {
-        RemovalReason::RegistrationTimeout => fleet.config.runner_registration_timeout_seconds,
-        RemovalReason::MaxLifetime => fleet.config.runner_max_lifetime_seconds,
+        RemovalReason::RegistrationTimeout => fleet.config.runner_registration_timeout.as_secs(),
+        RemovalReason::MaxLifetime => fleet.config.runner_max_lifetime.as_secs(),
         _ => 0,
     }
 }

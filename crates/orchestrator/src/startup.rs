@@ -62,12 +62,12 @@ impl Application {
         let github = GitHubClient::new(
             &config.github_api_url,
             &token,
-            Duration::from_secs(config.github_timeout_seconds.max(1)),
+            config.github_timeout,
             &extra_roots,
             usize::from(config.github_max_concurrent_requests),
-            Duration::from_secs(config.github_retry_deadline_seconds),
+            config.github_retry_deadline,
         )?;
-        let docker = DockerEngine::connect(&config.instance_id, config.docker_timeout())
+        let docker = DockerEngine::connect(&config.instance_id, config.docker_timeout)
             .context("DOCKER_HOST")?;
         let fleet = Arc::new(Fleet::new(config.clone(), github, docker));
         check_runner_network(&fleet).await?;
@@ -111,10 +111,7 @@ impl Application {
         let mut loops = Supervisor::new(stop.clone());
         loops.spawn("reconcile", {
             let reconciler = self.reconciler.clone();
-            let beat = heartbeats.register(
-                "reconcile",
-                Some(Duration::from_secs(config.reconcile_interval_seconds)),
-            );
+            let beat = heartbeats.register("reconcile", Some(config.reconcile_interval));
             let stop = stop.clone();
             async move { reconciler.run(stop, beat).await }
         });
@@ -126,15 +123,10 @@ impl Application {
                 heartbeats.register("docker_events", None),
             ),
         );
-        if config.runner_image_pull_interval_seconds > 0 {
+        if let Some(interval) = config.image_pull_interval() {
             loops.spawn("image_pull", {
                 let fleet = fleet.clone();
-                let beat = heartbeats.register(
-                    "image_pull",
-                    Some(Duration::from_secs(
-                        config.runner_image_pull_interval_seconds,
-                    )),
-                );
+                let beat = heartbeats.register("image_pull", Some(interval));
                 let stop = stop.clone();
                 async move { fleet.run_image_puller(stop, beat).await }
             });
@@ -153,10 +145,7 @@ impl Application {
                 autoscaler::poller::run(
                     self.autoscaler.clone(),
                     stop.clone(),
-                    heartbeats.register(
-                        "poll",
-                        Some(Duration::from_secs(config.autoscale_poll_interval_seconds)),
-                    ),
+                    heartbeats.register("poll", config.poll_interval()),
                 ),
             );
         }
@@ -168,7 +157,7 @@ impl Application {
         };
         info!(port = self.port(), instance = %config.instance_id, "gha-orchestrator listening");
 
-        let drain = Duration::from_secs(config.shutdown_drain_seconds);
+        let drain = config.shutdown_drain;
         let draining = Arc::new(Notify::new());
         let drain_started = Arc::new(OnceLock::new());
         let server = service_kit::serve(

@@ -90,9 +90,7 @@ impl Autoscaler {
     /// Whether any way of finding demand is configured.
     pub fn enabled(&self) -> bool {
         let c = &self.fleet.config;
-        c.github_webhook_secret.is_some()
-            || c.autoscale_poll_interval_seconds > 0
-            || c.min_idle_runners > 0
+        c.github_webhook_secret.is_some() || c.poll_interval().is_some() || c.min_idle_runners > 0
     }
 
     /// Whether our runners can run a job with `labels`, as GitHub matches
@@ -185,9 +183,7 @@ impl Autoscaler {
 
     /// One scaling decision per scope.
     pub async fn tick(&self) {
-        self.jobs.prune(Duration::from_secs(
-            self.fleet.config.runner_max_lifetime_seconds,
-        ));
+        self.jobs.prune(self.fleet.config.runner_max_lifetime);
         if self.fleet.is_shutting_down() {
             return;
         }
@@ -294,7 +290,7 @@ impl Autoscaler {
     /// Removes autoscaled runners idle longer than the idle timeout, oldest
     /// idle first, at most `surplus` of them.
     async fn remove_idle_surplus(&self, available: &[&RunnerView], surplus: usize) {
-        let timeout = Duration::from_secs(self.fleet.config.runner_idle_timeout_seconds);
+        let timeout = self.fleet.config.runner_idle_timeout;
         let mut idle: Vec<&&RunnerView> = available
             .iter()
             .filter(|v| v.record.autoscaled && v.idle_since.is_some_and(|t| t.elapsed() >= timeout))
@@ -331,7 +327,7 @@ impl Autoscaler {
     /// Asks GitHub about jobs queued longer than the idle timeout: a lost
     /// `completed` delivery must not keep demand alive forever.
     async fn recheck_stale_jobs(&self) {
-        let after = Duration::from_secs(self.fleet.config.runner_idle_timeout_seconds);
+        let after = self.fleet.config.runner_idle_timeout;
         let stale: Vec<JobEntry> = self
             .jobs
             .queued()

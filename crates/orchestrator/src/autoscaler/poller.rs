@@ -50,7 +50,7 @@ struct Cache {
 /// Whether polling runs: it is on (`AUTOSCALE_POLL_INTERVAL_SECONDS`) and
 /// names a repository (warns when it is on with none).
 pub fn enabled(config: &Config) -> bool {
-    if config.autoscale_poll_interval_seconds == 0 {
+    if config.poll_interval().is_none() {
         return false;
     }
     if config.served_repositories().is_empty() {
@@ -66,7 +66,7 @@ pub fn enabled(config: &Config) -> bool {
 /// Run only when [`enabled`].
 pub async fn run(autoscaler: Arc<Autoscaler>, stop: CancellationToken, beat: Beat) {
     let config = autoscaler.fleet.config.clone();
-    let interval = config.autoscale_poll_interval_seconds.max(1);
+    let interval = config.autoscale_poll_interval;
     let repositories = config.served_repositories();
     let mut cache = Cache::default();
     loop {
@@ -81,7 +81,7 @@ pub async fn run(autoscaler: Arc<Autoscaler>, stop: CancellationToken, beat: Bea
             beat.pass();
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
+            _ = tokio::time::sleep(interval) => {}
             _ = stop.cancelled() => return,
         }
     }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use tokio::sync::Notify;
 
@@ -94,10 +93,7 @@ impl FleetError {
 impl Fleet {
     /// Assembles the fleet.
     pub fn new(config: Arc<Config>, github: GitHubClient, docker: DockerEngine) -> Self {
-        let registry = Registry::new(
-            config.max_runners as usize,
-            Duration::from_secs(config.runner_history_seconds),
-        );
+        let registry = Registry::new(config.max_runners as usize, config.runner_history);
         let image = ImageStatus::new(&config.runner_image);
         Self {
             config,

@@ -100,7 +100,7 @@ impl Fleet {
     /// Pulls the runner image now and every interval until `stop`; each
     /// successful pull is a `beat`. Run only when the interval is not 0.
     pub async fn run_image_puller(&self, stop: CancellationToken, beat: Beat) {
-        let interval = self.config.runner_image_pull_interval_seconds.max(1);
+        let interval = self.config.runner_image_pull_interval;
         loop {
             let image = self.config.runner_image.clone();
             info!(image = %image, "pulling runner image");
@@ -124,7 +124,7 @@ impl Fleet {
             }
             self.image.record(&result);
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(interval)) => {}
+                _ = tokio::time::sleep(interval) => {}
                 _ = self.image.pull_now.notified() => {}
                 _ = stop.cancelled() => return,
             }
