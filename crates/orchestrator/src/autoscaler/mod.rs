@@ -4,7 +4,8 @@
 //! Jobs arrive from webhooks ([`webhook`], through `POST /webhooks/github`)
 //! and from polling ([`poller`]); both feed one [`JobBook`] (a job seen both
 //! ways counts once, and its status only moves forward). The scaling loop
-//! then compares, per scope, the queued jobs (plus the warm pool,
+//! then decides ([`plan`], a plain function of the book, the registry and
+//! the settings, unit-tested with paused time): it compares, per scope, the queued jobs (plus the warm pool,
 //! `MIN_IDLE_RUNNERS`, in the default scope) with the runners that can still
 //! take a job (starting or idle), and creates the difference, up to
 //! `MAX_RUNNERS`. Jobs beyond the cap wait for free slots. Idle runners the
@@ -17,10 +18,10 @@
 //! a job before any container starts.
 
 pub mod jobs;
+pub mod plan;
 pub mod poller;
 pub mod webhook;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -194,63 +195,35 @@ impl Autoscaler {
         // tick, never counted twice (queued *and* holding a runner), which
         // would create a runner too many.
         let live = self.fleet.registry.live();
-        let mut demand: BTreeMap<Scope, Vec<JobEntry>> = BTreeMap::new();
-        for entry in self.jobs.queued() {
-            demand
-                .entry(entry.report.scope.clone())
-                .or_default()
-                .push(entry);
-        }
+        let queued = self.jobs.queued();
         let default_scope = config.default_scope();
-        if config.min_idle_runners > 0
-            && let Some(scope) = &default_scope
-        {
-            demand.entry(scope.clone()).or_default();
+        let decided = plan::plan(
+            &queued,
+            &live,
+            &plan::Settings {
+                default_scope: default_scope.as_ref(),
+                min_idle: config.min_idle_runners as usize,
+                idle_timeout: config.runner_idle_timeout,
+                free_slots: self.fleet.registry.free_slots(),
+            },
+            tokio::time::Instant::now(),
+        );
+        if decided.waiting > 0 {
+            debug!(
+                waiting = decided.waiting,
+                "jobs wait for free runner slots (MAX_RUNNERS)"
+            );
         }
-        // Scopes with autoscaled runners but no demand: their idle runners may be surplus.
-        for view in live.iter().filter(|v| v.record.autoscaled) {
-            demand.entry(view.record.scope.clone()).or_default();
-        }
-        let mut creates = Vec::new();
-        for (scope, queued) in &demand {
-            let pool = if Some(scope) == default_scope.as_ref() {
-                config.min_idle_runners as usize
-            } else {
-                0
-            };
-            let available: Vec<&RunnerView> = live
-                .iter()
-                .filter(|v| &v.record.scope == scope && v.available())
-                .collect();
-            let wanted = queued.len() + pool;
-            let deficit = wanted.saturating_sub(available.len());
-            tracing::trace!(scope = %scope, wanted, available = available.len(), "scaling");
-            if deficit > 0 {
-                let free = self.fleet.registry.free_slots();
-                let count = deficit.min(free);
-                if count < deficit {
-                    debug!(scope = %scope, waiting = deficit - count, "jobs wait for free runner slots (MAX_RUNNERS)");
-                }
-                let uncovered = queued
-                    .iter()
-                    .filter(|job| {
-                        !available
-                            .iter()
-                            .any(|r| r.record.for_job == Some(job.report.id))
-                    })
-                    .map(|job| Some(job.report.id))
-                    .chain(std::iter::repeat(None));
-                for for_job in uncovered.take(count) {
-                    creates.push(self.create_one(scope.clone(), for_job));
-                }
-            } else if available.len() > wanted {
-                self.remove_idle_surplus(&available, available.len() - wanted)
-                    .await;
-            }
-        }
-        if !creates.is_empty() {
-            join_all(creates).await;
-        }
+        let idle: Vec<&RunnerView> = decided
+            .removals
+            .iter()
+            .filter_map(|name| live.iter().find(|v| &v.record.name == name))
+            .collect();
+        let creates = decided
+            .creates
+            .into_iter()
+            .map(|(scope, for_job)| self.create_one(scope, for_job));
+        tokio::join!(join_all(creates), self.remove_idle(&idle));
     }
 
     async fn create_one(&self, scope: Scope, for_job: Option<i64>) {
@@ -287,20 +260,13 @@ impl Autoscaler {
         }
     }
 
-    /// Removes autoscaled runners idle longer than the idle timeout, oldest
-    /// idle first, at most `surplus` of them.
-    async fn remove_idle_surplus(&self, available: &[&RunnerView], surplus: usize) {
+    /// Removes the idle runners the plan found surplus, each as an
+    /// operation of its own: shutdown waits for it rather than cutting it
+    /// between GitHub and Docker.
+    async fn remove_idle(&self, idle: &[&RunnerView]) {
         let timeout = self.fleet.config.runner_idle_timeout;
-        let mut idle: Vec<&&RunnerView> = available
-            .iter()
-            .filter(|v| v.record.autoscaled && v.idle_since.is_some_and(|t| t.elapsed() >= timeout))
-            .collect();
-        idle.sort_by_key(|v| v.idle_since);
-        // Each removal is an operation of its own: shutdown waits for it
-        // rather than cutting it between GitHub and Docker.
         let removals: Vec<_> = idle
-            .into_iter()
-            .take(surplus)
+            .iter()
             .map(|view| {
                 let fleet = self.fleet.clone();
                 let name = view.record.name.clone();

@@ -15,7 +15,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, so that paused time in tests moves idle times too.
+use tokio::time::Instant;
 
 use api_types::{ListRunnersQuery, Runner, RunnerJob, RunnerState};
 use chrono::{DateTime, Utc};
