@@ -18,14 +18,15 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use api_types::{CleanupReport, RemovalReason, RemovedRunner};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::docker::RunnerContainer;
+use crate::docker::{RunnerContainer, RunnerLabels};
 use crate::github::GitHubRunner;
 use crate::github::client::DeleteOutcome;
 use crate::runners::registry::ContainerPhase;
@@ -216,59 +217,107 @@ impl Reconciler {
         report
     }
 
-    /// Whether a live container must go, and why. `None`: keep it.
+    /// Whether a live container must go, and why. `None`: keep it. The
+    /// decision is [`verdict`]'s; this only asks GitHub when it says a
+    /// missing registration must be confirmed.
     async fn judge(
         &self,
         container: &RunnerContainer,
         runners: &[GitHubRunner],
-        listing_started: chrono::DateTime<Utc>,
+        listing_started: DateTime<Utc>,
     ) -> Option<(RemovalReason, Option<i64>)> {
-        let config = &self.fleet.config;
         let record = &container.record;
-        // A clock gone backwards makes a negative age: read it as none.
-        let age = (Utc::now() - record.created_at)
-            .to_std()
-            .unwrap_or_default();
         let registration = runners.iter().find(|r| r.name == record.name);
-        match registration {
-            None => {
-                // Registered after the listing began? Then the list cannot know it.
-                if record.created_at + LISTING_MARGIN > listing_started {
-                    return None;
+        let was_online = self
+            .fleet
+            .registry
+            .get_live(&record.name)
+            .is_some_and(|v| v.was_online);
+        let limits = Limits {
+            registration_timeout: self.fleet.config.runner_registration_timeout,
+            max_lifetime: self.fleet.config.runner_max_lifetime,
+        };
+        match verdict(
+            record,
+            registration,
+            was_online,
+            listing_started,
+            Utc::now(),
+            &limits,
+        ) {
+            Verdict::Keep => None,
+            Verdict::Remove(reason, id) => Some((reason, id)),
+            // Absence from a list is not proof: ask for the runner itself.
+            Verdict::ConfirmGone(id) => match self.fleet.github.get_runner(&record.scope, id).await
+            {
+                Ok(None) => Some((RemovalReason::RegistrationGone, None)),
+                Ok(Some(_)) => None,
+                Err(e) => {
+                    warn!(runner = %record.name, error = %e, "could not confirm a missing registration");
+                    None
                 }
-                // Absence from a list is not proof: ask for the runner itself.
-                if let Some(id) = record.github_runner_id {
-                    match self.fleet.github.get_runner(&record.scope, id).await {
-                        Ok(None) => return Some((RemovalReason::RegistrationGone, None)),
-                        Ok(Some(_)) => return None,
-                        Err(e) => {
-                            warn!(runner = %record.name, error = %e, "could not confirm a missing registration");
-                            return None;
-                        }
-                    }
-                }
-                // Token mode: never registered yet; only the timeout applies.
-                (age >= config.runner_registration_timeout)
-                    .then_some((RemovalReason::RegistrationTimeout, None))
+            },
+        }
+    }
+}
+
+/// The time limits a live runner is judged by.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `RUNNER_REGISTRATION_TIMEOUT_SECONDS`.
+    pub registration_timeout: Duration,
+    /// `RUNNER_MAX_LIFETIME_SECONDS`.
+    pub max_lifetime: Duration,
+}
+
+/// What a listing says about one live container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing to do.
+    Keep,
+    /// Remove it, for this reason; the registration's id when it has one.
+    Remove(RemovalReason, Option<i64>),
+    /// Its registration (this id) is missing from the listing: remove it
+    /// only if a direct read confirms it is gone.
+    ConfirmGone(i64),
+}
+
+/// Judges one live container against GitHub's listing taken at
+/// `listing_started`, at `now`: a plain function of what is known.
+pub fn verdict(
+    record: &RunnerLabels,
+    registration: Option<&GitHubRunner>,
+    was_online: bool,
+    listing_started: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limits: &Limits,
+) -> Verdict {
+    // A clock gone backwards makes a negative age: read it as none.
+    let age = (now - record.created_at).to_std().unwrap_or_default();
+    match registration {
+        None => {
+            // Registered after the listing began? Then the list cannot know it.
+            if record.created_at + LISTING_MARGIN > listing_started {
+                return Verdict::Keep;
             }
-            Some(gh) => {
-                let was_online = self
-                    .fleet
-                    .registry
-                    .get_live(&record.name)
-                    .is_some_and(|v| v.was_online);
-                if !gh.is_online()
-                    && !gh.busy
-                    && !was_online
-                    && age >= config.runner_registration_timeout
-                {
-                    return Some((RemovalReason::RegistrationTimeout, Some(gh.id)));
-                }
-                if !gh.busy && age >= config.runner_max_lifetime {
-                    return Some((RemovalReason::MaxLifetime, Some(gh.id)));
-                }
-                None
+            if let Some(id) = record.github_runner_id {
+                return Verdict::ConfirmGone(id);
             }
+            // Token mode: never registered yet; only the timeout applies.
+            if age >= limits.registration_timeout {
+                Verdict::Remove(RemovalReason::RegistrationTimeout, None)
+            } else {
+                Verdict::Keep
+            }
+        }
+        Some(gh) => {
+            if !gh.is_online() && !gh.busy && !was_online && age >= limits.registration_timeout {
+                return Verdict::Remove(RemovalReason::RegistrationTimeout, Some(gh.id));
+            }
+            if !gh.busy && age >= limits.max_lifetime {
+                return Verdict::Remove(RemovalReason::MaxLifetime, Some(gh.id));
+            }
+            Verdict::Keep
         }
     }
 }
@@ -295,5 +344,140 @@ fn removal_note(reason: RemovalReason, seconds: u64) -> String {
         }
         RemovalReason::RegistrationGone => "its GitHub registration was gone".to_owned(),
         other => other.as_str().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::github::types::GitHubLabel;
+
+    const LIMITS: Limits = Limits {
+        registration_timeout: Duration::from_secs(600),
+        max_lifetime: Duration::from_secs(86_400),
+    };
+
+    fn record(created_at: DateTime<Utc>, github_runner_id: Option<i64>) -> RunnerLabels {
+        RunnerLabels {
+            name: "gha-runner-a".into(),
+            scope: Scope::repository("acme/app").unwrap(),
+            labels: vec!["self-hosted".into()],
+            created_at,
+            github_runner_id,
+            for_job: None,
+            autoscaled: false,
+        }
+    }
+
+    fn registration(status: &str, busy: bool) -> GitHubRunner {
+        GitHubRunner {
+            id: 7,
+            name: "gha-runner-a".into(),
+            status: status.into(),
+            busy,
+            labels: vec![GitHubLabel {
+                name: "self-hosted".into(),
+            }],
+        }
+    }
+
+    /// One fixed "now" for a whole test, so that ages are exact.
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+    }
+
+    fn ago(seconds: i64) -> DateTime<Utc> {
+        now() - chrono::Duration::seconds(seconds)
+    }
+
+    #[test]
+    fn a_missing_registration_is_confirmed_before_anything_is_removed() {
+        let now = now();
+        let old = record(ago(60), Some(7));
+        assert_eq!(
+            verdict(&old, None, true, now, now, &LIMITS),
+            Verdict::ConfirmGone(7)
+        );
+        // Made after the listing began (within the margin): not judged by it.
+        let young = record(ago(2), Some(7));
+        assert_eq!(
+            verdict(&young, None, false, now, now, &LIMITS),
+            Verdict::Keep
+        );
+        // Token mode, no id: only the registration timeout removes it.
+        assert_eq!(
+            verdict(&record(ago(60), None), None, false, now, now, &LIMITS),
+            Verdict::Keep
+        );
+        assert_eq!(
+            verdict(&record(ago(601), None), None, false, now, now, &LIMITS),
+            Verdict::Remove(RemovalReason::RegistrationTimeout, None)
+        );
+    }
+
+    #[test]
+    fn a_runner_that_never_came_online_goes_after_the_timeout_but_not_before() {
+        let now = now();
+        let offline = registration("offline", false);
+        let early = record(ago(599), Some(7));
+        assert_eq!(
+            verdict(&early, Some(&offline), false, now, now, &LIMITS),
+            Verdict::Keep
+        );
+        let late = record(ago(600), Some(7));
+        assert_eq!(
+            verdict(&late, Some(&offline), false, now, now, &LIMITS),
+            Verdict::Remove(RemovalReason::RegistrationTimeout, Some(7))
+        );
+        // It was online once (now between polls, or finishing): kept.
+        assert_eq!(
+            verdict(&late, Some(&offline), true, now, now, &LIMITS),
+            Verdict::Keep
+        );
+    }
+
+    #[test]
+    fn a_busy_runner_is_never_removed_for_its_age() {
+        let now = now();
+        let ancient = record(ago(100_000), Some(7));
+        assert_eq!(
+            verdict(
+                &ancient,
+                Some(&registration("online", true)),
+                true,
+                now,
+                now,
+                &LIMITS
+            ),
+            Verdict::Keep
+        );
+        assert_eq!(
+            verdict(
+                &ancient,
+                Some(&registration("online", false)),
+                true,
+                now,
+                now,
+                &LIMITS
+            ),
+            Verdict::Remove(RemovalReason::MaxLifetime, Some(7))
+        );
+    }
+
+    #[test]
+    fn a_clock_gone_backwards_reads_as_no_age() {
+        let now = now();
+        let future = record(now + chrono::Duration::hours(1), Some(7));
+        assert_eq!(
+            verdict(
+                &future,
+                Some(&registration("offline", false)),
+                false,
+                now,
+                now,
+                &LIMITS
+            ),
+            Verdict::Keep
+        );
     }
 }
