@@ -22,11 +22,14 @@ use tower::{Layer, Service};
 use tower_http::cors::{AllowOrigin, Any, Cors, CorsLayer};
 
 /// Headers a browser may send.
-const ALLOWED_HEADERS: [HeaderName; 4] = [
+const ALLOWED_HEADERS: [HeaderName; 6] = [
     header::AUTHORIZATION,
     header::CONTENT_TYPE,
     HeaderName::from_static("x-api-key"),
     HeaderName::from_static("x-request-id"),
+    // A create that is safe to repeat, and how long a request waits.
+    HeaderName::from_static("idempotency-key"),
+    HeaderName::from_static("prefer"),
 ];
 
 /// Headers a browser script may read.

@@ -141,15 +141,23 @@ async fn get_runner(
 /// with the query.
 #[utoipa::path(
     delete, path = "/api/v1/runners/{id}", tag = "runners",
-    params(("id" = String, Path, description = "The runner's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"), DeleteRunnerQuery),
+    params(
+        ("id" = String, Path, description = "The runner's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$"),
+        DeleteRunnerQuery,
+        ("Prefer" = Option<String>, Header,
+            description = "`wait=N` (RFC 7240): answer 202 after N seconds if the deletion is still going, rather than after 25 s."),
+    ),
     security(("api_key" = []), ("bearer" = [])),
     responses(
+        (status = 202, description = "The deletion outlived the request's wait and goes on; repeat the DELETE to wait again (404 once the runner is gone)", body = api_types::OperationProgress,
+            headers(("Retry-After" = u64, description = "Seconds before asking again"))),
         (status = 204, description = "Deregistered and removed"),
         (status = 400, description = "Malformed id or query", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "No such runner", body = ErrorBody),
         (status = 409, description = "The runner is busy", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 500, description = "The deletion stopped without an outcome", body = ErrorBody),
         (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable, or GitHub failed", body = ErrorBody),
         (status = 503, description = "Docker unreachable or GitHub rate limit", body = ErrorBody),
@@ -177,11 +185,18 @@ async fn delete_runner(
 /// Forwarded to `POST /runners/cleanup`.
 #[utoipa::path(
     post, path = "/api/v1/runners/cleanup", tag = "runners",
+    params(
+        ("Prefer" = Option<String>, Header,
+            description = "`wait=N` (RFC 7240): answer 202 after N seconds if the pass is still going, rather than after 25 s."),
+    ),
     security(("api_key" = []), ("bearer" = [])),
     responses(
         (status = 200, description = "What the pass removed", body = CleanupReport),
+        (status = 202, description = "The pass outlived the request's wait and goes on; its removals show in `GET /api/v1/runners`", body = api_types::OperationProgress,
+            headers(("Retry-After" = u64, description = "Seconds before asking again"))),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 500, description = "The pass stopped without an outcome", body = ErrorBody),
         (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
         (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
         (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
