@@ -1,18 +1,23 @@
 //! The project's benchmarks. Each figure is printed beside a baseline
 //! measured in the same run, with the ratio and the goal.
 //!
-//! `bench/run [runners|autoscale|gateway]...` builds in release mode and runs this
+//! `bench/run [runners|autoscale|gateway|scale]...` builds in release mode and runs this
 //! (no argument: every benchmark). `BENCH_ROUNDS` (default 5) sets the
 //! rounds of the runner benchmark and `BENCH_JOBS` (default 10) the jobs of
-//! the on-demand one; medians are reported.
+//! the on-demand one; medians are reported. The scale benchmark's knobs are
+//! `BENCH_SCALE_*` (see [`scale`]; `BENCH_SCALE_JOBS`, default 1000).
 //!
 //! - [`runners`]: create+start of 20 runners vs Docker directly; GitHub calls per lifecycle.
 //! - [`autoscale`]: webhook → container running and job queued → started, with and without a warm pool.
 //! - [`gateway`]: `GET /api/v1/runners` through the gateway vs direct vs nginx.
+//! - [`scale`]: one host under churn (1,000 jobs, `MAX_RUNNERS=25`) vs Docker
+//!   directly; bursts of 10, 50 and 100 runners; the orchestrator's own cost
+//!   (RSS, CPU, reconcile passes, GitHub calls); drift and leaks.
 
 mod autoscale;
 mod gateway;
 mod runners;
+mod scale;
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -51,6 +56,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if runs("gateway") {
         rows.extend(gateway::run().await?);
+    }
+    if runs("scale") {
+        rows.extend(scale::run(&orchestrator_bin, image).await?);
     }
     println!();
     println!("| benchmark | baseline | measured | ratio | goal |");
