@@ -7,6 +7,7 @@ mod helpers;
 mod autoscale;
 mod bad_input;
 mod capacity;
+mod churn;
 mod crash_recovery;
 mod docker_faults;
 mod github_faults;
