@@ -31,8 +31,12 @@
 //! `BENCH_SCALE_HISTORY_SECONDS` (60, the orchestrator's
 //! `RUNNER_HISTORY_SECONDS`), `BENCH_SCALE_PARTS` (`growth,churn`),
 //! `BENCH_SCALE_ORCHESTRATOR_BIN` (another build to measure, e.g. an older
-//! one) and `BENCH_SCALE_RUST_LOG` (the orchestrator's `RUST_LOG`, default
-//! `warn`; when set, its logs are kept and their paths printed). A quick run: `BENCH_SCALE_JOBS=100 BENCH_SCALE_BURSTS=10,50
+//! one), `BENCH_SCALE_RUST_LOG` (the orchestrator's `RUST_LOG`, default
+//! `warn`; when set, its logs are kept and their paths printed) and
+//! `BENCH_SCALE_RUNNER_COMMAND` (the bursts' `RUNNER_COMMAND`, e.g.
+//! `sleep 600`: runners that do what the direct containers do, so that the
+//! comparison leaves out the runner stand-ins' own work of connecting to the
+//! simulator and polling it). A quick run: `BENCH_SCALE_JOBS=100 BENCH_SCALE_BURSTS=10,50
 //! BENCH_SCALE_ROUNDS=1 bench/run scale`.
 //!
 //! Everything runs on the benchmark's own Docker network (the simulator
@@ -89,6 +93,8 @@ struct Knobs {
     bursts: Vec<usize>,
     rounds: usize,
     history_seconds: u64,
+    /// `RUNNER_COMMAND` of the bursts' runners, when not the stand-in's own.
+    runner_command: Option<String>,
     growth: bool,
     churn: bool,
     orchestrator: PathBuf,
@@ -127,6 +133,9 @@ impl Knobs {
             bursts,
             rounds: number("BENCH_SCALE_ROUNDS", 3),
             history_seconds: number("BENCH_SCALE_HISTORY_SECONDS", 60) as u64,
+            runner_command: std::env::var("BENCH_SCALE_RUNNER_COMMAND")
+                .ok()
+                .filter(|c| !c.trim().is_empty()),
             growth: parts.iter().any(|p| p == "growth"),
             churn: parts.iter().any(|p| p == "churn"),
             orchestrator: std::env::var_os("BENCH_SCALE_ORCHESTRATOR_BIN")
@@ -475,6 +484,15 @@ async fn growth(
     let sim = start_sim(env, None).await?;
     let port = free_port()?;
     let instance = format!("{}-g", env.id);
+    let mut settings = vec![
+        ("MAX_RUNNERS", largest.to_string()),
+        // Passes only when the benchmark asks (`POST /runners/cleanup`),
+        // so that none overlaps one being timed.
+        ("RECONCILE_INTERVAL_SECONDS", "3600".to_owned()),
+    ];
+    if let Some(command) = &knobs.runner_command {
+        settings.push(("RUNNER_COMMAND", command.clone()));
+    }
     let orchestrator = Orchestrator::start(
         &knobs.orchestrator,
         port,
@@ -482,12 +500,7 @@ async fn growth(
         &sim,
         image,
         env,
-        &[
-            ("MAX_RUNNERS", largest.to_string()),
-            // Passes only when the benchmark asks (`POST /runners/cleanup`),
-            // so that none overlaps one being timed.
-            ("RECONCILE_INTERVAL_SECONDS", "3600".to_owned()),
-        ],
+        &settings,
     )
     .await?;
     let http = http_client()?;
@@ -518,7 +531,9 @@ async fn growth(
                 measure_passes(&http, &base, &sim_url, &mut burst).await?;
                 if size == largest {
                     own.alive = size;
-                    wait_online(&http, &sim_url, size).await;
+                    if knobs.runner_command.is_none() {
+                        wait_online(&http, &sim_url, size).await;
+                    }
                     own.rss_alive_mb = orchestrator.rss_mb()?;
                     measure_own_cost(&http, &base, &sim_url, docker, &instance, &mut own).await?;
                 }
