@@ -880,9 +880,15 @@ fn growth_rows(knobs: &Knobs, bursts: &[Burst], own: &OwnCost) -> Vec<Row> {
             .find(|b| b.size == own.alive)
             .map_or(f64::NAN, |b| median(&b.pass_ms));
         let github = median(&own.github_listing_ms);
+        let by_size = bursts
+            .iter()
+            .filter(|b| !b.pass_ms.is_empty())
+            .map(|b| format!("{}: {:.0} ms", b.size, median(&b.pass_ms)))
+            .collect::<Vec<_>>()
+            .join(", ");
         rows.push(Row {
             name: format!(
-                "reconcile pass with {} runners alive (median of {PASSES}; Docker's listing {:.0} ms, made twice)",
+                "reconcile pass with {} runners alive (median of {PASSES}; Docker's listing {:.0} ms, made twice; by runners alive {by_size})",
                 own.alive,
                 median(&own.docker_listing_ms)
             ),
