@@ -1,5 +1,6 @@
-//! The OpenAPI document, Swagger UI and ReDoc, including Swagger UI as a
-//! person sees it (headless Chromium, when installed).
+//! The OpenAPI document, Swagger UI and ReDoc, including both pages as a
+//! person sees them: headless Chromium with every host but the gateway
+//! unreachable (skipped without Chromium, except under `CI=true`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,28 +84,34 @@ async fn swagger_ui_and_redoc_are_served_from_the_binary() {
     let gw = TestGateway::spawn(&upstream.url, &[]);
     let response = gw.client.get(gw.url("/docs")).send().await.unwrap();
     assert!(response.status().is_redirection());
-    for path in ["/docs/", "/redoc"] {
+    for (path, content_type) in [
+        ("/docs/", "text/html"),
+        ("/redoc", "text/html"),
+        ("/docs/swagger-ui-bundle.js", "text/javascript"),
+        ("/redoc/redoc.standalone.js", "text/javascript"),
+        ("/redoc/init.js", "text/javascript"),
+    ] {
         let response = gw.client.get(gw.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/html")
-        );
-        let html = response.text().await.unwrap();
-        assert!(
-            html.contains("<html") || html.contains("<!DOCTYPE"),
-            "{path}"
-        );
+        let headers = response.headers();
+        let served_as = headers["content-type"].to_str().unwrap();
+        assert!(served_as.starts_with(content_type), "{path}: {served_as}");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("default-src 'self'"), "{path}: {policy}");
     }
-    let response = gw
+    let redoc = gw
         .client
-        .get(gw.url("/docs/swagger-ui-bundle.js"))
+        .get(gw.url("/redoc"))
         .send()
         .await
+        .unwrap()
+        .text()
+        .await
         .unwrap();
-    assert_eq!(response.status(), 200);
+    assert!(
+        !redoc.contains("//"),
+        "the ReDoc page names another host:\n{redoc}"
+    );
     let config = gw
         .client
         .get(gw.url("/docs/swagger-initializer.js"))
@@ -117,14 +124,25 @@ async fn swagger_ui_and_redoc_are_served_from_the_binary() {
     assert!(config.contains("/openapi.json"), "{config}");
 }
 
-/// The first of `chromium` / `chromium-browser` found on `PATH`.
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser"].iter().find_map(|name| {
+/// The first of `chromium` / `chromium-browser` found on `PATH`; `None`
+/// (the test is skipped, saying so) when there is none, except under
+/// `CI=true`, where CI installs Chromium and a missing one fails the test.
+fn chromium_or_skip(test: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = ["chromium", "chromium-browser"].iter().find_map(|name| {
         std::env::split_paths(&path)
             .map(|dir| dir.join(name))
             .find(|candidate| candidate.is_file())
-    })
+    });
+    if found.is_none() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "CI=true but no chromium or chromium-browser on PATH (CI installs it)"
+        );
+        eprintln!("SKIPPED {test}: no chromium on PATH");
+    }
+    found
 }
 
 /// `target/test-artifacts`, next to the profile directory this test runs
@@ -141,15 +159,36 @@ pub(crate) fn artifacts_dir() -> PathBuf {
     dir
 }
 
-/// Runs headless Chromium on `url` with `mode_args`, giving the page five
-/// seconds of virtual time to fetch the document and render; returns stdout.
-async fn headless_chromium(chromium: &Path, url: &str, mode_args: &[String]) -> String {
+/// The name the browser knows the gateway by. Not `127.0.0.1` nor
+/// `localhost`: Swagger UI skips some outside calls (its validator badge)
+/// for those, which a real deployment's name would not.
+const GATEWAY_HOST: &str = "gateway.test";
+
+/// What headless Chromium made of a page.
+struct Visit {
+    /// stdout: the DOM with `--dump-dom`.
+    stdout: String,
+    /// Every URL the page asked for (requests of the page's own origin or
+    /// of its main frame; not the browser's own background calls).
+    requests: Vec<String>,
+}
+
+/// Runs headless Chromium on `path` of the gateway listening on `port`,
+/// reached as `http://gateway.test:PORT`, with every other host name
+/// unresolvable (so a page that needs a CDN or web fonts fails as it
+/// would offline), giving the page five seconds of virtual time to fetch
+/// the document and render.
+async fn headless_chromium(chromium: &Path, port: u16, path: &str, mode_args: &[String]) -> Visit {
+    let origin = format!("http://{GATEWAY_HOST}:{port}");
     // A profile of its own, so parallel runs do not share a lock.
-    let profile = std::env::temp_dir().join(format!(
+    let scratch = std::env::temp_dir().join(format!(
         "gateway-chromium-{}-{}",
         std::process::id(),
-        mode_args.len()
+        path.replace('/', "_")
     ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("create the browser's scratch directory");
+    let net_log = scratch.join("net-log.json");
     let output = tokio::time::timeout(
         Duration::from_secs(90),
         tokio::process::Command::new(chromium)
@@ -159,47 +198,137 @@ async fn headless_chromium(chromium: &Path, url: &str, mode_args: &[String]) -> 
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
                 "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
                 "--hide-scrollbars",
                 "--window-size=1280,1600",
                 "--virtual-time-budget=5000",
             ])
-            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!(
+                "--host-resolver-rules=MAP {GATEWAY_HOST} 127.0.0.1, MAP * ~NOTFOUND"
+            ))
+            .arg(format!(
+                "--user-data-dir={}",
+                scratch.join("profile").display()
+            ))
+            .arg(format!("--log-net-log={}", net_log.display()))
             .args(mode_args)
-            .arg(url)
+            .arg(format!("{origin}{path}"))
             .kill_on_drop(true)
             .output(),
     )
     .await
     .expect("chromium finished within 90s")
     .expect("chromium starts");
-    let _ = std::fs::remove_dir_all(&profile);
     assert!(
         output.status.success(),
         "chromium failed ({}): {}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    let log = std::fs::read_to_string(&net_log).expect("chromium wrote its net log");
+    let _ = std::fs::remove_dir_all(&scratch);
+    Visit {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        requests: page_requests(&log, &origin),
+    }
+}
+
+/// The URLs of the requests in a Chromium net log that the page at
+/// `origin` made: its main frame, and every request it initiated (the
+/// browser's own calls, to update or sync, say "not an origin").
+fn page_requests(net_log: &str, origin: &str) -> Vec<String> {
+    let log: serde_json::Value = serde_json::from_str(net_log).expect("a JSON net log");
+    let start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+        .as_u64()
+        .expect("the net log names its event types");
+    let mut urls: Vec<String> = log["events"]
+        .as_array()
+        .expect("net log events")
+        .iter()
+        .filter(|event| event["type"].as_u64() == Some(start_job))
+        .map(|event| &event["params"])
+        .filter(|params| {
+            let initiator = params["initiator"].as_str().unwrap_or_default();
+            initiator != "not an origin" || params["request_type"] == "main frame"
+        })
+        .filter_map(|params| params["url"].as_str().map(str::to_owned))
+        .collect();
+    urls.sort();
+    urls.dedup();
+    assert!(
+        urls.iter().any(|url| url.starts_with(origin)),
+        "the net log shows no request to the page itself: {urls:?}"
+    );
+    urls
+}
+
+/// Asserts that `visit` asked the gateway at `port` for the document and
+/// asked no other host for anything.
+fn assert_only_the_gateway_was_asked(visit: &Visit, port: u16) {
+    let origin = format!("http://{GATEWAY_HOST}:{port}/");
+    let elsewhere: Vec<&String> = visit
+        .requests
+        .iter()
+        .filter(|url| !url.starts_with(&origin))
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "the page asked another host: {elsewhere:?}"
+    );
+    let document = format!("{origin}openapi.json");
+    assert!(
+        visit.requests.contains(&document),
+        "the page never fetched the document: {:?}",
+        visit.requests
+    );
+}
+
+/// Headless Chromium in front of a test gateway, every other host
+/// unreachable.
+struct OfflineBrowser {
+    chromium: PathBuf,
+    gw: TestGateway,
+    _upstream: TestUpstream,
+}
+
+impl OfflineBrowser {
+    /// `None` when the test is skipped (see [`chromium_or_skip`]).
+    async fn start(test: &str) -> Option<Self> {
+        let chromium = chromium_or_skip(test)?;
+        let upstream = TestUpstream::start().await;
+        let gw = TestGateway::spawn(&upstream.url, &[]);
+        Some(Self {
+            chromium,
+            gw,
+            _upstream: upstream,
+        })
+    }
+
+    /// The DOM of the page at `path` once rendered, after checking that it
+    /// fetched the document and asked no other host for anything.
+    async fn rendered(&self, path: &str) -> String {
+        let visit = headless_chromium(
+            &self.chromium,
+            self.gw.port,
+            path,
+            &["--dump-dom".to_owned()],
+        )
+        .await;
+        assert_only_the_gateway_was_asked(&visit, self.gw.port);
+        visit.stdout
+    }
 }
 
 #[tokio::test]
-async fn swagger_ui_renders_the_operations_in_headless_chromium() {
-    let Some(chromium) = find_chromium() else {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "CI=true but no chromium or chromium-browser on PATH (CI installs it)"
-        );
-        eprintln!(
-            "SKIPPED swagger_ui_renders_the_operations_in_headless_chromium: no chromium on PATH"
-        );
+async fn swagger_ui_renders_the_operations_with_no_other_host_reachable() {
+    let Some(browser) =
+        OfflineBrowser::start("swagger_ui_renders_the_operations_with_no_other_host_reachable")
+            .await
+    else {
         return;
     };
-    let upstream = TestUpstream::start().await;
-    let gw = TestGateway::spawn(&upstream.url, &[]);
-    let url = gw.url("/docs/");
-
-    let dom = headless_chromium(&chromium, &url, &["--dump-dom".to_owned()]).await;
+    let dom = browser.rendered("/docs/").await;
     assert!(dom.contains("swagger-ui"), "not Swagger UI:\n{dom}");
     assert!(
         dom.contains("opblock"),
@@ -218,8 +347,9 @@ async fn swagger_ui_renders_the_operations_in_headless_chromium() {
     let screenshot = artifacts_dir().join("swagger-ui.png");
     let _ = std::fs::remove_file(&screenshot);
     headless_chromium(
-        &chromium,
-        &url,
+        &browser.chromium,
+        browser.gw.port,
+        "/docs/",
         &[format!("--screenshot={}", screenshot.display())],
     )
     .await;
@@ -227,4 +357,28 @@ async fn swagger_ui_renders_the_operations_in_headless_chromium() {
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     assert!(png.len() > 10_000, "suspiciously small screenshot");
     eprintln!("screenshot: {}", screenshot.display());
+}
+
+#[tokio::test]
+async fn redoc_renders_the_operations_with_no_other_host_reachable() {
+    let Some(browser) =
+        OfflineBrowser::start("redoc_renders_the_operations_with_no_other_host_reachable").await
+    else {
+        return;
+    };
+    let dom = browser.rendered("/redoc").await;
+    assert!(
+        dom.contains("redoc-wrap"),
+        "ReDoc did not start (did its bundle load?):\n{dom}"
+    );
+    // The operations, by their summaries and paths, as ReDoc lists them.
+    for text in [
+        "Create runners",
+        "List runners",
+        "Delete a runner",
+        "Receive a GitHub webhook",
+        "/api/v1/runners/{id}",
+    ] {
+        assert!(dom.contains(text), "{text:?} not rendered:\n{dom}");
+    }
 }
