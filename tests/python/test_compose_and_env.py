@@ -280,3 +280,26 @@ def test_missing_registry_is_refused(tmp_path):
     )
     assert result.returncode != 0
     assert "REGISTRY" in result.stderr
+
+
+def sandbox_script_variables() -> set[str]:
+    """The variables scripts/sandbox documents in its header."""
+    text = (REPO_ROOT / "scripts" / "sandbox").read_text()
+    return set(re.findall(r"^#   (SANDBOX_[A-Z_]+)", text, re.MULTILINE))
+
+
+@pytest.mark.parametrize("doc", ["docs/CONFIGURATION.md", "docs/CONFIGURATION.es.md"])
+def test_every_variable_is_in_a_table_linked_from_the_readme(doc):
+    rows = [line for line in (REPO_ROOT / doc).read_text().splitlines() if line.startswith("| `")]
+    names = variables_read_by_services() | variables_of_the_compose_file() | sandbox_script_variables()
+    assert "SANDBOX_PREBUILT_DIR" in names
+    missing = sorted(name for name in names if not any(f"`{name}`" in row.split(" | ")[0] for row in rows))
+    assert not missing, f"{doc} has no table row for {missing}"
+    readme = "README.es.md" if doc.endswith(".es.md") else "README.md"
+    assert f"]({doc})" in (REPO_ROOT / readme).read_text()
+
+
+def test_readme_first_screen_gives_the_two_commands():
+    for readme in ("README.md", "README.es.md"):
+        first_screen = "\n".join((REPO_ROOT / readme).read_text().splitlines()[:25])
+        assert "scripts/sandbox up" in first_screen and "scripts/test" in first_screen, readme
