@@ -1,4 +1,4 @@
-//! The report of one reconcile pass (`POST /runners/cleanup`).
+//! The report of one reconcile pass.
 
 use std::collections::BTreeMap;
 

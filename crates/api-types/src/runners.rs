@@ -70,11 +70,15 @@ impl RunnerState {
     }
 }
 
-/// `POST /runners/create`: how many runners, for which repository or
-/// organization, with which extra labels.
+/// A create: how many runners, for which repository or organization, with
+/// which extra labels. (The schema's descriptions are shared by the
+/// gateway's and the orchestrator's documents, so they name no path.)
+///
+/// The example works as it is in the sandbox, whose GitHub simulator knows
+/// the repository `sandbox/app`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"count": 2, "repository": "octo-org/hello-world", "labels": ["gpu"]}))]
+#[schema(example = json!({"count": 1, "repository": "sandbox/app", "labels": ["docs-example"]}))]
 pub struct CreateRunnersRequest {
     /// How many runners to create: 1 to `MAX_RUNNERS`.
     #[schema(minimum = 1)]
@@ -127,7 +131,7 @@ pub struct RunnerJob {
 /// One ephemeral runner: its container, its GitHub registration, its state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
-    "id": "gha-runner-k3j9x2mq", "github_runner_id": 42, "repository": "octo-org/hello-world",
+    "id": "gha-runner-k3j9x2mq", "github_runner_id": 42, "repository": "sandbox/app",
     "organization": null, "labels": ["self-hosted", "linux", "x64"],
     "image": "ghcr.io/actions/actions-runner:latest", "container_id": "4f1c0d...",
     "state": "idle", "exit_code": null, "reason": null,
@@ -162,7 +166,7 @@ pub struct Runner {
     pub job: Option<RunnerJob>,
 }
 
-/// `GET /runners`.
+/// The runners that match a list's filters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RunnerList {
     /// How many runners match.
@@ -171,7 +175,7 @@ pub struct RunnerList {
     pub runners: Vec<Runner>,
 }
 
-/// Filters of `GET /runners`; all optional, combined with AND.
+/// Filters of the runner list; all optional, combined with AND.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -184,7 +188,7 @@ pub struct ListRunnersQuery {
     pub organization: Option<String>,
 }
 
-/// Options of `DELETE /runners/{id}`.
+/// Options of a runner's deletion.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -198,11 +202,11 @@ pub struct DeleteRunnerQuery {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationKind {
-    /// `POST /runners/create`.
+    /// Creating runners.
     CreateRunners,
-    /// `DELETE /runners/{id}`.
+    /// Deleting a runner.
     DeleteRunner,
-    /// `POST /runners/cleanup`.
+    /// A reconcile pass.
     Cleanup,
 }
 

@@ -23,6 +23,13 @@ use crate::error::ApiError;
 /// The header a client puts its key in (or `Authorization: Bearer KEY`).
 pub const API_KEY_HEADER: &str = "x-api-key";
 
+/// The message of the 401 for a request without a key.
+pub const MISSING_KEY: &str =
+    "an API key is required: send it in X-API-Key or Authorization: Bearer";
+
+/// The message of the 401 for a key that is not one of the accepted ones.
+pub const WRONG_KEY: &str = "the API key is not valid";
+
 /// The accepted keys, kept only as SHA-256 digests: comparing fixed-length
 /// digests means the comparison takes the same time whatever the length or
 /// content of the key presented.
@@ -61,10 +68,8 @@ impl ApiKeys {
         }
         match presented {
             Some(key) if self.accepts(key) => Ok(()),
-            Some(_) => Err(ApiError::unauthorized("the API key is not valid")),
-            None => Err(ApiError::unauthorized(
-                "an API key is required: send it in X-API-Key or Authorization: Bearer",
-            )),
+            Some(_) => Err(ApiError::unauthorized(WRONG_KEY)),
+            None => Err(ApiError::unauthorized(MISSING_KEY)),
         }
     }
 

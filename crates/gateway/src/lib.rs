@@ -82,7 +82,7 @@ pub struct AppState {
 /// to a file or snapshot-test it.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, spec) = api_routes().split_for_parts();
-    spec
+    openapi::with_error_examples(spec)
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -115,7 +115,7 @@ pub fn app(
         .merge(health::probes())
         .merge(routes::webhooks())
         .split_for_parts();
-    let (_, spec) = api_routes().split_for_parts();
+    let spec = openapi_document();
     let (api, _) = OpenApiRouter::new()
         .merge(routes::runners())
         .merge(health::complete())

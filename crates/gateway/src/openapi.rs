@@ -10,6 +10,8 @@
 //! Every docs answer carries a [`CONTENT_SECURITY_POLICY`] that lets the page
 //! load nothing from another origin, whatever a bundle would try.
 
+mod error_examples;
+
 use std::sync::LazyLock;
 
 use axum::Router;
@@ -65,6 +67,13 @@ form-action 'self'; frame-ancestors 'self'";
     components(schemas(api_types::ErrorBody, api_types::ErrorDetail))
 )]
 pub struct ApiDoc;
+
+/// `spec` with an example error body for each error status of each
+/// operation (see [`error_examples`]).
+pub fn with_error_examples(mut spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    error_examples::add(&mut spec);
+    spec
+}
 
 /// Adds the two ways to present a key: the `X-API-Key` header and a bearer
 /// token. Swagger UI's "Authorize" offers both.

@@ -149,16 +149,22 @@ impl RateLimit {
     }
 }
 
+/// The 429 for a client that must wait `wait` seconds (its headers come
+/// with the limiter's).
+pub fn too_many_requests(wait: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("too many requests; retry in {wait}s"),
+    )
+}
+
 /// The 429 (and the rare failure to tell who the client is) as house JSON.
 fn rate_limited(error: GovernorError) -> Response<Body> {
     match error {
         GovernorError::TooManyRequests { wait_time, headers } => {
             let wait = wait_time.max(1);
-            let mut answer = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                format!("too many requests; retry in {wait}s"),
-            );
+            let mut answer = too_many_requests(wait);
             for (name, value) in headers.iter().flatten() {
                 answer = answer.with_header(name.clone(), value.clone());
             }

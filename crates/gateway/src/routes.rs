@@ -1,6 +1,7 @@
-//! The proxied `/api/v1` endpoints and where each goes on the orchestrator.
-//! Each handler is one line of forwarding; its doc comment and
-//! `#[utoipa::path]` are the published API documentation.
+//! The proxied `/api/v1` endpoints and where each goes on the orchestrator
+//! (the path each handler forwards to). Each handler is one line of
+//! forwarding; its doc comment and `#[utoipa::path]` are the published API
+//! documentation, so they speak of the public paths only.
 
 use api_types::{
     CleanupReport, CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ErrorBody,
@@ -37,8 +38,7 @@ pub fn webhooks() -> OpenApiRouter<AppState> {
 /// Create runners.
 ///
 /// Registers `count` single-use runners with GitHub and starts a container
-/// for each. All or nothing. Forwarded to the orchestrator's
-/// `POST /runners/create`.
+/// for each. All or nothing.
 #[utoipa::path(
     post, path = "/api/v1/runners", tag = "runners",
     request_body = CreateRunnersRequest,
@@ -77,8 +77,7 @@ async fn create_runners(
 
 /// List runners.
 ///
-/// Live runners and recently finished ones, oldest first. Forwarded to
-/// `GET /runners` with the query.
+/// Live runners and recently finished ones, oldest first.
 #[utoipa::path(
     get, path = "/api/v1/runners", tag = "runners",
     params(ListRunnersQuery),
@@ -102,8 +101,6 @@ async fn list_runners(
 }
 
 /// Show one runner.
-///
-/// Forwarded to `GET /runners/{id}/status`.
 #[utoipa::path(
     get, path = "/api/v1/runners/{id}", tag = "runners",
     params(("id" = String, Path, description = "The runner's name", pattern = r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")),
@@ -137,8 +134,7 @@ async fn get_runner(
 /// Delete a runner.
 ///
 /// Deregisters it from GitHub, then removes its container; a busy runner is
-/// refused with 409 unless `force=true`. Forwarded to `DELETE /runners/{id}`
-/// with the query.
+/// refused with 409 unless `force=true`.
 #[utoipa::path(
     delete, path = "/api/v1/runners/{id}", tag = "runners",
     params(
@@ -182,7 +178,6 @@ async fn delete_runner(
 /// Reconcile now.
 ///
 /// Runs one reconcile pass and reports what it removed, by reason.
-/// Forwarded to `POST /runners/cleanup`.
 #[utoipa::path(
     post, path = "/api/v1/runners/cleanup", tag = "runners",
     params(
@@ -214,9 +209,8 @@ async fn cleanup_runners(
 ///
 /// No API key: GitHub signs the body instead. Not rate limited per client:
 /// GitHub sends bursts of deliveries and never retries one answered 429.
-/// The body and GitHub's headers
-/// are forwarded byte for byte to the orchestrator's `POST /webhooks/github`,
-/// which checks `X-Hub-Signature-256`.
+/// The body and GitHub's headers are forwarded byte for byte to the
+/// orchestrator, which checks `X-Hub-Signature-256`.
 #[utoipa::path(
     post, path = "/api/v1/webhooks/github", tag = "webhooks",
     params(
