@@ -19,7 +19,7 @@ use crate::supervisor::Beat;
 pub async fn watch_exits(fleet: Arc<Fleet>, stop: CancellationToken, beat: Beat) {
     let tasks = TaskTracker::new();
     loop {
-        let mut exits = Box::pin(fleet.docker.exits());
+        let mut exits = Box::pin(fleet.engine.exits());
         loop {
             let next = tokio::select! {
                 next = exits.next() => next,

@@ -13,7 +13,7 @@
 //! - [`autoscaler`]: runners on demand (webhooks, polling, warm pool).
 //! - [`events`]: Docker's exit events.
 //! - [`github`]: the GitHub REST client.
-//! - [`docker`]: the Docker engine client and our labels (where state lives:
+//! - [`engine`]: where containers run (a trait; Docker today) and our labels (where state lives:
 //!   on the containers themselves).
 //! - [`scope`]: repositories, organizations, labels.
 //! - [`telemetry`]: logging set-up.
@@ -21,7 +21,7 @@
 pub mod api;
 pub mod autoscaler;
 pub mod config;
-pub mod docker;
+pub mod engine;
 pub mod events;
 pub mod github;
 pub mod reconciler;

@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::docker::{RunnerContainer, RunnerLabels};
+use crate::engine::{RunnerContainer, RunnerLabels};
 use crate::github::GitHubRunner;
 use crate::github::client::DeleteOutcome;
 use crate::runners::registry::ContainerPhase;
@@ -89,7 +89,7 @@ impl Reconciler {
         let mut report = CleanupReport::default();
 
         // 1. Which scopes to list: those of our containers, the default one.
-        let first = match fleet.docker.list_runners().await {
+        let first = match fleet.engine.list_runners().await {
             Ok(c) => c,
             Err(e) => {
                 report.warnings.push(format!("{NO_CONTAINERS}: {e}"));
@@ -119,7 +119,7 @@ impl Reconciler {
         let in_flight = fleet.registry.in_flight();
         report.in_flight = in_flight.iter().cloned().collect();
         report.in_flight.sort();
-        let containers = match fleet.docker.list_runners().await {
+        let containers = match fleet.engine.list_runners().await {
             Ok(c) => c,
             Err(e) => {
                 report.warnings.push(format!("{NO_CONTAINERS}: {e}"));

@@ -17,7 +17,7 @@ use tracing::{error, info, warn};
 use crate::api::{self, AppState};
 use crate::autoscaler::{self, Autoscaler};
 use crate::config::Config;
-use crate::docker::DockerEngine;
+use crate::engine::{Claim, DockerEngine, Owner, lease};
 use crate::events;
 use crate::github::GitHubClient;
 use crate::github::client::load_ca_file;
@@ -67,9 +67,14 @@ impl Application {
             usize::from(config.github_max_concurrent_requests),
             config.github_retry_deadline,
         )?;
-        let docker = DockerEngine::connect(&config.instance_id, config.docker_timeout)
-            .context("DOCKER_HOST")?;
-        let fleet = Arc::new(Fleet::new(config.clone(), github, docker));
+        let owner = Owner::new(
+            &config.instance_id,
+            &config.github_api_url,
+            config.default_scope().as_ref(),
+        );
+        let engine = DockerEngine::connect(owner, config.docker_timeout).context("DOCKER_HOST")?;
+        let fleet = Arc::new(Fleet::new(config.clone(), github, Box::new(engine)));
+        claim_instance_id(&fleet).await?;
         check_runner_network(&fleet).await?;
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address).await.with_context(|| {
@@ -221,6 +226,17 @@ impl Application {
         {
             warn!("shutdown: idle runners not all removed in time; the next start cleans them");
         }
+        // A restart after a failure takes the lease over anyway (its holder
+        // is gone); giving it back lets another orchestrator use the id.
+        match tokio::time::timeout(LOOPS_STOP_LIMIT, fleet.engine.release_lease()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(error = %e, "shutdown: could not give ORCHESTRATOR_ID's lease back; the next start takes it over")
+            }
+            Err(_) => warn!(
+                "shutdown: giving ORCHESTRATOR_ID's lease back timed out; the next start takes it over"
+            ),
+        }
         match failure {
             Some(failure) => Err(failure.into()),
             None => {
@@ -231,19 +247,47 @@ impl Application {
     }
 }
 
+/// Claims `ORCHESTRATOR_ID` on the engine (one orchestrator per id), and
+/// names the containers with our id that another deployment owns.
+///
+/// When Docker cannot be reached yet, the start goes on (and `/health`
+/// says why) without the check: refusing to start over a Docker hiccup
+/// would make the orchestrator less available than the engine.
+async fn claim_instance_id(fleet: &Fleet) -> anyhow::Result<()> {
+    let instance = &fleet.config.instance_id;
+    match fleet.engine.claim_lease().await {
+        Ok(Claim::Take) => {}
+        Ok(Claim::Refuse(holder)) => anyhow::bail!(lease::refusal(instance, &holder)),
+        Err(e) => {
+            warn!(error = %e, "could not claim ORCHESTRATOR_ID on the Docker engine; starting without the check");
+            return Ok(());
+        }
+    }
+    match fleet.engine.foreign_runners().await {
+        Ok(foreign) if !foreign.is_empty() => warn!(
+            containers = ?foreign,
+            instance = %instance,
+            "containers with this ORCHESTRATOR_ID belong to another GitHub or another configured scope (another deployment, or this one before GITHUB_API_URL, GITHUB_REPOSITORY or GITHUB_ORG changed): they are left alone; remove them by hand once they are not needed"
+        ),
+        Ok(_) => {}
+        Err(e) => warn!(error = %e, "could not look for other deployments' containers"),
+    }
+    Ok(())
+}
+
 /// Makes sure the runner network exists and is not one the orchestrator
 /// itself is attached to (runners must not reach it).
 async fn check_runner_network(fleet: &Fleet) -> anyhow::Result<()> {
     let network = &fleet.config.runner_network;
     if let Ok(hostname) = std::env::var("HOSTNAME")
-        && let Ok(own) = fleet.docker.container_networks(&hostname).await
+        && let Ok(own) = fleet.engine.container_networks(&hostname).await
         && own.iter().any(|n| n == network)
     {
         anyhow::bail!(
             "RUNNER_NETWORK={network} is a network the orchestrator's own container is attached to; runners must not be able to reach the orchestrator: use a separate network"
         );
     }
-    if let Err(e) = fleet.docker.ensure_network(network).await {
+    if let Err(e) = fleet.engine.ensure_network(network).await {
         warn!(network = %network, error = %e, "could not prepare the runner network yet; creates will retry");
     }
     Ok(())

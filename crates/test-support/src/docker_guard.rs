@@ -117,6 +117,24 @@ impl Default for TestDocker {
 impl Drop for TestDocker {
     fn drop(&mut self) {
         self.remove_containers();
+        // Volumes a service made under this test's id (an orchestrator's
+        // lease, should it have been killed).
+        if let Ok(out) = Command::new("docker")
+            .args(["volume", "ls", "-q", "--filter"])
+            .arg(format!("label=dev.gha-runners.instance={}", self.id))
+            .output()
+        {
+            let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            if !names.is_empty() {
+                let _ = Command::new("docker")
+                    .args(["volume", "rm", "-f"])
+                    .args(&names)
+                    .output();
+            }
+        }
         let _ = Command::new("docker")
             .args(["network", "rm", &self.network])
             .output();

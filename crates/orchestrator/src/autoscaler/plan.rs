@@ -118,7 +118,7 @@ mod tests {
 
     use super::*;
     use crate::autoscaler::{JobReport, JobStatus};
-    use crate::docker::{RunnerContainer, RunnerLabels};
+    use crate::engine::{RunnerContainer, RunnerLabels};
 
     fn scope() -> Scope {
         Scope::repository("acme/app").unwrap()

@@ -10,7 +10,7 @@ use super::image::ImageStatus;
 use super::operations::Operations;
 use super::registry::Registry;
 use crate::config::Config;
-use crate::docker::{DockerEngine, DockerError};
+use crate::engine::{ContainerEngine, DockerError};
 use crate::github::{GitHubClient, GitHubError};
 
 /// Everything the lifecycle operations need.
@@ -20,8 +20,8 @@ pub struct Fleet {
     pub config: Arc<Config>,
     /// GitHub, with the configured token.
     pub github: GitHubClient,
-    /// The Docker engine, scoped to our instance.
-    pub docker: DockerEngine,
+    /// Where runner containers run, scoped to what this orchestrator owns.
+    pub engine: Box<dyn ContainerEngine>,
     /// What we know of our runners.
     pub registry: Registry,
     /// The runner image's freshness.
@@ -92,13 +92,17 @@ impl FleetError {
 
 impl Fleet {
     /// Assembles the fleet.
-    pub fn new(config: Arc<Config>, github: GitHubClient, docker: DockerEngine) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        github: GitHubClient,
+        engine: Box<dyn ContainerEngine>,
+    ) -> Self {
         let registry = Registry::new(config.max_runners as usize, config.runner_history);
         let image = ImageStatus::new(&config.runner_image);
         Self {
             config,
             github,
-            docker,
+            engine,
             registry,
             image,
             operations: Operations::default(),

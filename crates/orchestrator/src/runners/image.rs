@@ -77,12 +77,12 @@ impl Fleet {
     /// [`FleetError::ImageUnavailable`] when it is neither present nor
     /// pullable; [`FleetError::Docker`] when Docker does not answer.
     pub async fn ensure_image(&self, image: &str) -> Result<(), FleetError> {
-        if self.docker.image_digest(image).await?.is_some() {
+        if self.engine.image_digest(image).await?.is_some() {
             return Ok(());
         }
         info!(image, "runner image not present locally; pulling it now");
         let result = self
-            .docker
+            .engine
             .pull(image, CREATE_PULL_LIMIT)
             .await
             .map_err(|e| e.to_string());
@@ -105,7 +105,7 @@ impl Fleet {
             let image = self.config.runner_image.clone();
             info!(image = %image, "pulling runner image");
             let result = tokio::select! {
-                r = self.docker.pull(&image, PULL_LIMIT) => r.map_err(|e| e.to_string()),
+                r = self.engine.pull(&image, PULL_LIMIT) => r.map_err(|e| e.to_string()),
                 _ = stop.cancelled() => return,
             };
             match &result {
@@ -114,7 +114,7 @@ impl Fleet {
                     info!(image = %image, "runner image is up to date");
                 }
                 Err(e) => {
-                    let present = matches!(self.docker.image_digest(&image).await, Ok(Some(_)));
+                    let present = matches!(self.engine.image_digest(&image).await, Ok(Some(_)));
                     if present {
                         warn!(image = %image, error = %e, "runner image pull failed; using the local copy");
                     } else {

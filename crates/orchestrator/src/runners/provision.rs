@@ -18,7 +18,7 @@ use super::registry::{CreateMark, RunnerView};
 use super::request::BatchPlan;
 use super::{Fleet, FleetError};
 use crate::config::RegistrationMode;
-use crate::docker::{ContainerSpec, DockerError, RunnerContainer, RunnerLabels};
+use crate::engine::{ContainerSpec, DockerError, RunnerContainer, RunnerLabels};
 use crate::github::DeleteOutcome;
 use crate::scope::Scope;
 
@@ -295,7 +295,7 @@ impl Fleet {
             image: plan.image.clone(),
             command: self.config.runner_command_args(),
             env,
-            labels: record.to_docker(self.docker.instance()),
+            labels: record.to_docker(self.engine.owner()),
             network: self.config.runner_network.clone(),
             memory: self.config.runner_memory,
             nano_cpus: self.config.runner_cpus.map(|c| (c * 1e9) as i64),
@@ -308,7 +308,7 @@ impl Fleet {
                 return Err(e.into());
             }
         };
-        if let Err(e) = self.docker.start(&id).await {
+        if let Err(e) = self.engine.start(&id).await {
             self.roll_back(name, &plan.scope, github_runner_id).await;
             return Err(e.into());
         }
@@ -327,10 +327,10 @@ impl Fleet {
     /// Creates the container, creating the runner network first if it
     /// vanished since start-up.
     async fn create_container(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
-        match self.docker.create(spec).await {
+        match self.engine.create(spec).await {
             Err(DockerError::NotFound(message)) if message.contains("network") => {
-                self.docker.ensure_network(&spec.network).await?;
-                self.docker.create(spec).await
+                self.engine.ensure_network(&spec.network).await?;
+                self.engine.create(spec).await
             }
             other => other,
         }
@@ -345,7 +345,7 @@ impl Fleet {
         {
             warn!(runner = name, error = %e, "rollback: could not delete the registration; the reconciler will");
         }
-        if let Err(e) = self.docker.remove(name).await {
+        if let Err(e) = self.engine.remove(name).await {
             warn!(runner = name, error = %e, "rollback: could not remove the container; the reconciler will");
         }
         self.registry.forget(name);

@@ -31,10 +31,10 @@ impl Fleet {
             Some(v) => v,
             None => {
                 // Maybe a container the registry has not seen yet.
-                match self.docker.inspect_runner(name).await? {
+                match self.engine.inspect_runner(name).await? {
                     Some(c) => {
                         self.registry
-                            .sync_with_docker(&self.docker.list_runners().await?);
+                            .sync_with_docker(&self.engine.list_runners().await?);
                         super::RunnerView::from_container(&c)
                     }
                     None => return Err(FleetError::NotFound(name.to_owned())),
@@ -100,8 +100,8 @@ impl Fleet {
             None => false,
         };
         // Give the runner process a moment to exit on its own, then remove.
-        self.docker.stop(name, STOP_GRACE).await?;
-        self.docker.remove(name).await?;
+        self.engine.stop(name, STOP_GRACE).await?;
+        self.engine.remove(name).await?;
         Ok(deleted)
     }
 
@@ -113,7 +113,7 @@ impl Fleet {
         scope: &Scope,
         github_id: Option<i64>,
     ) -> Result<bool, FleetError> {
-        self.docker.remove(name).await?;
+        self.engine.remove(name).await?;
         let Some(id) = github_id else {
             return Ok(false);
         };
@@ -162,7 +162,7 @@ impl Fleet {
             // A deletion in progress owns this runner.
             return Ok(None);
         }
-        let Some(container) = self.docker.inspect_runner(name).await? else {
+        let Some(container) = self.engine.inspect_runner(name).await? else {
             // Already removed (by us, or by hand): just move it to history.
             self.registry.retire(name);
             return Ok(None);

@@ -30,6 +30,7 @@ pub struct TestEnv {
     pub log_path: PathBuf,
     port: u16,
     extra_env: Vec<(String, String)>,
+    unprivileged: bool,
 }
 
 /// The webhook secret shared by the simulator and the orchestrator.
@@ -47,6 +48,41 @@ pub struct Options {
     pub webhooks: bool,
     /// Changes to the simulator's configuration before it starts.
     pub sim: Option<SimChange>,
+    /// Run the orchestrator as an unprivileged user (uid 65532, as in its
+    /// image) when the tests run as root, so that file and socket modes
+    /// apply to it.
+    pub unprivileged: bool,
+}
+
+/// The uid the orchestrator's image runs as.
+pub const IMAGE_UID: u32 = 65532;
+
+/// `program` as an unprivileged user: uid [`IMAGE_UID`] when the tests run
+/// as root, otherwise the tests' own user (already unprivileged).
+pub fn unprivileged_command(program: &str) -> Command {
+    if running_as_root() {
+        let mut command = Command::new("setpriv");
+        command
+            .arg(format!("--reuid={IMAGE_UID}"))
+            .arg(format!("--regid={IMAGE_UID}"))
+            .arg("--clear-groups")
+            .arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+/// Whether this process runs as root (permission checks do not apply to it).
+pub fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|ids| ids.split_whitespace().next() == Some("0"))
+        })
+        .unwrap_or(false)
 }
 
 impl TestEnv {
@@ -105,9 +141,47 @@ impl TestEnv {
             log_path,
             port,
             extra_env,
+            unprivileged: options.unprivileged,
         };
         env.start_orchestrator().await;
         env
+    }
+
+    /// The orchestrator's command line with this test's environment,
+    /// serving on `port`.
+    pub fn orchestrator_command(&self, port: u16) -> Command {
+        let binary = env!("CARGO_BIN_EXE_gha-orchestrator");
+        let mut command = if self.unprivileged {
+            unprivileged_command(binary)
+        } else {
+            Command::new(binary)
+        };
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ORCHESTRATOR_HOST", "127.0.0.1")
+            .env("ORCHESTRATOR_PORT", port.to_string())
+            .env("ORCHESTRATOR_ID", &self.docker.id)
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_REPOSITORY", REPO)
+            .env("RUNNER_NETWORK", &self.docker.network)
+            .env("RUNNER_IMAGE_PULL_INTERVAL_SECONDS", "0")
+            .env("RECONCILE_INTERVAL_SECONDS", "1")
+            .env("RUST_LOG", "trace,hyper=debug,h2=debug")
+            .stdin(Stdio::null());
+        if let Ok(host) = std::env::var("DOCKER_HOST") {
+            command.env("DOCKER_HOST", host);
+        }
+        for (k, v) in &self.extra_env {
+            command.env(k, v);
+        }
+        command
+    }
+
+    /// Sets an environment variable for the next starts of the orchestrator.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.retain(|(k, _)| k != key);
+        self.extra_env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Starts (or restarts) the orchestrator process and waits until it serves.
@@ -117,28 +191,8 @@ impl TestEnv {
             .append(true)
             .open(&self.log_path)
             .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_gha-orchestrator"));
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ORCHESTRATOR_HOST", "127.0.0.1")
-            .env("ORCHESTRATOR_PORT", self.port.to_string())
-            .env("ORCHESTRATOR_ID", &self.docker.id)
-            .env("GITHUB_TOKEN", TOKEN)
-            .env("GITHUB_REPOSITORY", REPO)
-            .env("RUNNER_NETWORK", &self.docker.network)
-            .env("RUNNER_IMAGE_PULL_INTERVAL_SECONDS", "0")
-            .env("RECONCILE_INTERVAL_SECONDS", "1")
-            .env("RUST_LOG", "trace,hyper=debug,h2=debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        if let Ok(host) = std::env::var("DOCKER_HOST") {
-            command.env("DOCKER_HOST", host);
-        }
-        for (k, v) in &self.extra_env {
-            command.env(k, v);
-        }
+        let mut command = self.orchestrator_command(self.port);
+        command.stdout(log.try_clone().unwrap()).stderr(log);
         self.orchestrator = Some(command.spawn().expect("start gha-orchestrator"));
         let http = self.http.clone();
         let url = format!("{}/healthz", self.base);
@@ -380,7 +434,7 @@ async fn status_json(response: reqwest::Response) -> (u16, Value) {
     (status, value)
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

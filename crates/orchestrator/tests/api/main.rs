@@ -15,6 +15,7 @@ mod lifecycle;
 mod listings;
 mod lost_answers;
 mod operations;
+mod ownership;
 mod private_ca;
 mod rate_buckets;
 mod secrets;

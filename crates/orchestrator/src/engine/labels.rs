@@ -29,6 +29,75 @@ pub const GITHUB_RUNNER_ID: &str = "dev.gha-runners.github-runner-id";
 pub const FOR_JOB: &str = "dev.gha-runners.for-job";
 /// `"true"` when the autoscaler created the runner (the idle timeout applies).
 pub const AUTOSCALED: &str = "dev.gha-runners.autoscaled";
+/// The GitHub API URL of the orchestrator that owns it (with
+/// [`INSTANCE`] and [`HOME_SCOPE`], who owns it).
+pub const GITHUB_URL: &str = "dev.gha-runners.github-url";
+/// The owner's configured scope (`GITHUB_REPOSITORY` or `GITHUB_ORG` as
+/// `repository:owner/name`, `organization:name`, or `none`): not where the
+/// runner is registered ([`SCOPE_KIND`]), which a request may choose.
+pub const HOME_SCOPE: &str = "dev.gha-runners.home-scope";
+/// On the lease volume: who holds the instance id (see `engine::lease`).
+pub const LEASE_HOLDER: &str = "dev.gha-runners.lease-holder";
+
+/// Who owns a container: an orchestrator id, on one GitHub, for one
+/// configured scope. Two deployments that share an id by mistake (the
+/// default `default`) but talk to another GitHub or serve another scope
+/// never take each other's runners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// `ORCHESTRATOR_ID`.
+    pub instance: String,
+    /// `GITHUB_API_URL`, without a trailing slash.
+    pub github_url: String,
+    /// `GITHUB_REPOSITORY` / `GITHUB_ORG`, or `none`.
+    pub home_scope: String,
+}
+
+impl Owner {
+    /// The owner for an id, a GitHub API URL and a configured scope.
+    pub fn new(instance: &str, github_url: &str, home_scope: Option<&Scope>) -> Self {
+        Self {
+            instance: instance.to_owned(),
+            github_url: github_url.trim_end_matches('/').to_owned(),
+            home_scope: home_scope.map_or_else(
+                || "none".to_owned(),
+                |s| format!("{}:{}", s.kind(), s.target()),
+            ),
+        }
+    }
+
+    /// The labels that say so, on everything we create.
+    pub fn labels(&self) -> [(String, String); 4] {
+        [
+            (MANAGED.to_owned(), "true".to_owned()),
+            (INSTANCE.to_owned(), self.instance.clone()),
+            (GITHUB_URL.to_owned(), self.github_url.clone()),
+            (HOME_SCOPE.to_owned(), self.home_scope.clone()),
+        ]
+    }
+
+    /// The label filter that selects what this owner owns.
+    pub fn filter(&self) -> Vec<String> {
+        self.labels()
+            .into_iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect()
+    }
+
+    /// Whether `labels` are this owner's.
+    pub fn owns(&self, labels: &HashMap<String, String>) -> bool {
+        self.labels()
+            .iter()
+            .all(|(key, value)| labels.get(key) == Some(value))
+    }
+
+    /// The label filter for everything with our id, whoever else it names:
+    /// the containers of a deployment that shares our id are found with it
+    /// and left alone.
+    pub fn same_id_filter(&self) -> Vec<String> {
+        owned_by(&self.instance)
+    }
+}
 
 /// The record a runner container carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,11 +119,10 @@ pub struct RunnerLabels {
 }
 
 impl RunnerLabels {
-    /// The Docker labels for this record, owned by `instance`.
-    pub fn to_docker(&self, instance: &str) -> HashMap<String, String> {
-        let mut map = HashMap::from([
-            (MANAGED.to_owned(), "true".to_owned()),
-            (INSTANCE.to_owned(), instance.to_owned()),
+    /// The Docker labels for this record, owned by `owner`.
+    pub fn to_docker(&self, owner: &Owner) -> HashMap<String, String> {
+        let mut map: HashMap<String, String> = owner.labels().into_iter().collect();
+        map.extend([
             (NAME.to_owned(), self.name.clone()),
             (SCOPE_KIND.to_owned(), self.scope.kind().to_owned()),
             (SCOPE_TARGET.to_owned(), self.scope.target()),
@@ -96,7 +164,7 @@ impl RunnerLabels {
     }
 }
 
-/// The label filter that selects what `instance` owns.
+/// The label filter that selects everything with the id `instance`.
 pub fn owned_by(instance: &str) -> Vec<String> {
     vec![format!("{MANAGED}=true"), format!("{INSTANCE}={instance}")]
 }
@@ -118,10 +186,31 @@ mod tests {
             for_job: Some(9),
             autoscaled: true,
         };
-        let docker = record.to_docker("test");
+        let owner = Owner::new("test", "https://api.github.com/", None);
+        let docker = record.to_docker(&owner);
         assert!(docker.keys().all(|k| k.starts_with(PREFIX)));
         assert_eq!(docker[INSTANCE], "test");
+        assert_eq!(docker[GITHUB_URL], "https://api.github.com");
+        assert_eq!(docker[HOME_SCOPE], "none");
+        assert!(owner.owns(&docker));
         assert_eq!(RunnerLabels::from_docker(&docker), Some(record));
+    }
+
+    #[test]
+    fn a_shared_id_is_not_shared_ownership() {
+        let repo = Scope::repository("o/r").unwrap();
+        let ours = Owner::new("default", "https://api.github.com", Some(&repo));
+        let labels: HashMap<String, String> = ours.labels().into_iter().collect();
+        assert!(ours.owns(&labels));
+        let other_github = Owner::new("default", "http://github-sim:9000", Some(&repo));
+        assert!(!other_github.owns(&labels));
+        let other_scope = Owner::new("default", "https://api.github.com", None);
+        assert!(!other_scope.owns(&labels));
+        assert_eq!(ours.home_scope, "repository:o/r");
+        assert!(
+            ours.filter()
+                .contains(&format!("{HOME_SCOPE}=repository:o/r"))
+        );
     }
 
     #[test]

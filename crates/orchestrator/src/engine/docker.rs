@@ -5,7 +5,6 @@
 //! at a time (see [`DockerEngine::connect_with_limit`]).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -20,149 +19,20 @@ use bollard::query_parameters::{
     InspectContainerOptions, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     StopContainerOptionsBuilder,
 };
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use tokio::sync::Semaphore;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
-use super::labels::{self, RunnerLabels};
+use super::error::{caused_by_io, with_causes};
+use super::labels::{self, Owner, RunnerLabels};
+use super::lease::{self, Claim, Holder, Liveness};
+use super::{
+    ContainerEngine, ContainerExit, ContainerSpec, DockerError, EngineVersion, RunnerContainer,
+};
 
-/// Why a Docker call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum DockerError {
-    /// The engine did not answer (socket missing, connection refused, timeout).
-    #[error("the Docker engine is unreachable ({operation}): {message}")]
-    Unavailable {
-        /// What we were doing.
-        operation: &'static str,
-        /// What failed.
-        message: String,
-    },
-    /// The object does not exist.
-    #[error("{0} not found")]
-    NotFound(String),
-    /// A name is taken.
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// Any other answer of the engine.
-    #[error("Docker refused {operation} ({status}): {message}")]
-    Api {
-        /// What we were doing.
-        operation: &'static str,
-        /// The HTTP status.
-        status: u16,
-        /// The engine's message.
-        message: String,
-    },
-}
-
-impl DockerError {
-    fn from_bollard(operation: &'static str, error: BollardError) -> Self {
-        match error {
-            BollardError::DockerResponseServerError {
-                status_code: 404,
-                message,
-            } => DockerError::NotFound(message),
-            BollardError::DockerResponseServerError {
-                status_code: 409,
-                message,
-            } => DockerError::Conflict(message),
-            BollardError::DockerResponseServerError {
-                status_code,
-                message,
-            } => DockerError::Api {
-                operation,
-                status: status_code,
-                message,
-            },
-            other => DockerError::Unavailable {
-                operation,
-                message: other.to_string(),
-            },
-        }
-    }
-}
-
-/// What a runner container needs to be created.
-#[derive(Clone)]
-pub struct ContainerSpec {
-    /// Container name (= runner name).
-    pub name: String,
-    /// Image reference.
-    pub image: String,
-    /// Command and arguments.
-    pub command: Vec<String>,
-    /// `KEY=VALUE` pairs; holds the runner's JIT configuration, so never printed.
-    pub env: Vec<String>,
-    /// Docker labels (the runner's record).
-    pub labels: HashMap<String, String>,
-    /// The network to join.
-    pub network: String,
-    /// Memory limit in bytes.
-    pub memory: Option<i64>,
-    /// CPU limit in billionths of a CPU.
-    pub nano_cpus: Option<i64>,
-    /// Process limit.
-    pub pids_limit: Option<i64>,
-}
-
-impl fmt::Debug for ContainerSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let env_keys: Vec<&str> = self
-            .env
-            .iter()
-            .map(|kv| kv.split_once('=').map_or(kv.as_str(), |(k, _)| k))
-            .collect();
-        f.debug_struct("ContainerSpec")
-            .field("name", &self.name)
-            .field("image", &self.image)
-            .field("command", &self.command)
-            .field("env_keys", &env_keys)
-            .field("network", &self.network)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Docker's view of one of our runner containers.
-#[derive(Debug, Clone)]
-pub struct RunnerContainer {
-    /// Docker's id.
-    pub id: String,
-    /// The record from its labels.
-    pub record: RunnerLabels,
-    /// The image it runs.
-    pub image: String,
-    /// Running (or restarting/paused): not yet exited.
-    pub running: bool,
-    /// Created but never started.
-    pub created_only: bool,
-    /// Exit code once exited.
-    pub exit_code: Option<i64>,
-}
-
-impl RunnerContainer {
-    /// Whether the container has stopped for good.
-    pub fn exited(&self) -> bool {
-        !self.running && !self.created_only
-    }
-}
-
-/// The engine's version, for `/health`.
-#[derive(Debug, Clone)]
-pub struct EngineVersion {
-    /// Engine version, e.g. `20.10.24`.
-    pub version: String,
-    /// The API version in use.
-    pub api_version: String,
-}
-
-/// A die event of one of our containers.
-#[derive(Debug, Clone)]
-pub struct ContainerExit {
-    /// The container's name.
-    pub name: String,
-    /// Its exit code, when the event carried it.
-    pub exit_code: Option<i64>,
-}
+/// Where bollard connects unless `DOCKER_HOST` says otherwise.
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
 /// How many calls of each kind that changes containers (create, start,
 /// remove) are sent to the engine at once unless told otherwise
@@ -220,7 +90,11 @@ pub struct DockerEngine {
     negotiated: AtomicBool,
     /// The most one call may take once sent.
     timeout: Duration,
-    instance: String,
+    /// Whose containers these are: every listing is filtered by it.
+    owner: Owner,
+    /// What we connect to (`DOCKER_HOST`, or the default socket), named in
+    /// errors.
+    endpoint: String,
     /// Slots for the calls that create, start or remove containers: the
     /// engine does that work a few at a time, so calls sent beyond that only
     /// queue inside the engine, where each one's wait counts against its
@@ -235,8 +109,8 @@ impl DockerEngine {
     ///
     /// # Errors
     /// When `DOCKER_HOST` is malformed.
-    pub fn connect(instance: &str, timeout: Duration) -> Result<Self, DockerError> {
-        Self::connect_with_limit(instance, timeout, DEFAULT_MAX_CONCURRENT_CHANGES)
+    pub fn connect(owner: Owner, timeout: Duration) -> Result<Self, DockerError> {
+        Self::connect_with_limit(owner, timeout, DEFAULT_MAX_CONCURRENT_CHANGES)
     }
 
     /// Connects as [`Self::connect`] does, with at most `max_concurrent_changes`
@@ -277,25 +151,92 @@ impl DockerEngine {
     /// # Errors
     /// When `DOCKER_HOST` is malformed.
     pub fn connect_with_limit(
-        instance: &str,
+        owner: Owner,
         timeout: Duration,
         max_concurrent_changes: usize,
     ) -> Result<Self, DockerError> {
+        let endpoint = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .map_or_else(
+                || DEFAULT_SOCKET.to_owned(),
+                |h| h.strip_prefix("unix://").unwrap_or(&h).to_owned(),
+            );
         let docker = Docker::connect_with_defaults()
-            .map_err(|e| DockerError::from_bollard("connect", e))?
+            .map_err(|e| to_docker_error("connect", &endpoint, e))?
             .with_timeout(timeout);
         Ok(Self {
             docker,
             negotiated: AtomicBool::new(false),
             timeout,
-            instance: instance.to_owned(),
+            owner,
+            endpoint,
             lanes: Lanes::new(max_concurrent_changes),
         })
     }
 
-    /// The instance id whose containers this engine handle manages.
-    pub fn instance(&self) -> &str {
-        &self.instance
+    fn error(&self, operation: &'static str, error: BollardError) -> DockerError {
+        to_docker_error(operation, &self.endpoint, error)
+    }
+
+    /// This orchestrator as a lease holder: its container, when it runs in
+    /// one of this engine's (`HOSTNAME` is the container's id there),
+    /// otherwise its process.
+    async fn this_holder(&self, docker: &Docker) -> Holder {
+        if std::path::Path::new("/.dockerenv").exists()
+            && let Ok(hostname) = std::env::var("HOSTNAME")
+            && let Ok(Ok(inspect)) = tokio::time::timeout(
+                self.timeout,
+                docker.inspect_container(&hostname, None::<InspectContainerOptions>),
+            )
+            .await
+            && let Some(id) = inspect.id
+            && id.starts_with(&hostname)
+        {
+            return Holder::Container(id);
+        }
+        Holder::this_process()
+    }
+
+    async fn liveness(&self, docker: &Docker, holder: &Holder) -> Result<Liveness, DockerError> {
+        match holder {
+            Holder::Container(id) => {
+                match self
+                    .timed(
+                        "inspect container",
+                        docker.inspect_container(id, None::<InspectContainerOptions>),
+                    )
+                    .await
+                {
+                    Ok(inspect) => Ok(if inspect.state.and_then(|s| s.running).unwrap_or(false) {
+                        Liveness::Alive
+                    } else {
+                        Liveness::Gone
+                    }),
+                    Err(DockerError::NotFound(_)) => Ok(Liveness::Gone),
+                    Err(e) => Err(e),
+                }
+            }
+            Holder::Process { host, pid, started } => {
+                Ok(lease::process_liveness(host, *pid, *started))
+            }
+        }
+    }
+
+    /// The holder the lease volume names, `None` when there is no lease.
+    async fn lease_holder(&self, docker: &Docker) -> Result<Option<Holder>, DockerError> {
+        let name = lease::volume_name(&self.owner.instance);
+        match self
+            .timed("inspect volume", docker.inspect_volume(&name))
+            .await
+        {
+            Ok(volume) => Ok(volume
+                .labels
+                .get(labels::LEASE_HOLDER)
+                .and_then(|h| Holder::parse(h))),
+            Err(DockerError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn client(&self) -> Result<&Docker, DockerError> {
@@ -336,19 +277,22 @@ impl DockerEngine {
         call: impl Future<Output = Result<T, BollardError>>,
     ) -> Result<T, DockerError> {
         match tokio::time::timeout(self.timeout, call).await {
-            Ok(result) => result.map_err(|e| DockerError::from_bollard(operation, e)),
+            Ok(result) => result.map_err(|e| self.error(operation, e)),
             Err(_) => Err(DockerError::Unavailable {
                 operation,
                 message: format!("no answer within {}s", self.timeout.as_secs()),
             }),
         }
     }
+}
 
-    /// The engine's version.
-    ///
-    /// # Errors
-    /// [`DockerError::Unavailable`] when the engine does not answer.
-    pub async fn version(&self) -> Result<EngineVersion, DockerError> {
+#[async_trait::async_trait]
+impl ContainerEngine for DockerEngine {
+    fn owner(&self) -> &Owner {
+        &self.owner
+    }
+
+    async fn version(&self) -> Result<EngineVersion, DockerError> {
         let docker = self.client().await?;
         let version = self.timed("version", docker.version()).await?;
         Ok(EngineVersion {
@@ -357,12 +301,7 @@ impl DockerEngine {
         })
     }
 
-    /// Creates the runner network (a bridge labelled as ours) unless it
-    /// exists.
-    ///
-    /// # Errors
-    /// [`DockerError`].
-    pub async fn ensure_network(&self, name: &str) -> Result<(), DockerError> {
+    async fn ensure_network(&self, name: &str) -> Result<(), DockerError> {
         let docker = self.client().await?;
         match self
             .timed(
@@ -381,10 +320,7 @@ impl DockerEngine {
         let request = NetworkCreateRequest {
             name: name.to_owned(),
             driver: Some("bridge".to_owned()),
-            labels: Some(HashMap::from([
-                (labels::MANAGED.to_owned(), "true".to_owned()),
-                (labels::INSTANCE.to_owned(), self.instance.clone()),
-            ])),
+            labels: Some(self.owner.labels().into_iter().collect()),
             ..Default::default()
         };
         match self
@@ -405,11 +341,7 @@ impl DockerEngine {
         }
     }
 
-    /// The networks the container `id_or_name` is attached to.
-    ///
-    /// # Errors
-    /// [`DockerError`]; `NotFound` when there is no such container.
-    pub async fn container_networks(&self, id_or_name: &str) -> Result<Vec<String>, DockerError> {
+    async fn container_networks(&self, id_or_name: &str) -> Result<Vec<String>, DockerError> {
         let docker = self.client().await?;
         let inspect = self
             .timed(
@@ -424,12 +356,7 @@ impl DockerEngine {
             .unwrap_or_default())
     }
 
-    /// Creates the container (never privileged, no mounts, no restart
-    /// policy) and returns its id. Does not start it.
-    ///
-    /// # Errors
-    /// [`DockerError`]; `Conflict` when the name is taken.
-    pub async fn create(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let docker = self.client().await?;
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
@@ -466,11 +393,7 @@ impl DockerEngine {
         Ok(created.id)
     }
 
-    /// Starts a created container.
-    ///
-    /// # Errors
-    /// [`DockerError`].
-    pub async fn start(&self, id_or_name: &str) -> Result<(), DockerError> {
+    async fn start(&self, id_or_name: &str) -> Result<(), DockerError> {
         let docker = self.client().await?;
         self.limited(
             Change::Start,
@@ -483,11 +406,7 @@ impl DockerEngine {
         .await
     }
 
-    /// Stops a container, giving it `grace` to exit on SIGTERM.
-    ///
-    /// # Errors
-    /// [`DockerError`] other than "not found" or "already stopped".
-    pub async fn stop(&self, id_or_name: &str, grace: Duration) -> Result<(), DockerError> {
+    async fn stop(&self, id_or_name: &str, grace: Duration) -> Result<(), DockerError> {
         let docker = self.client().await?;
         let options = StopContainerOptionsBuilder::default()
             .t(grace.as_secs() as i32)
@@ -505,11 +424,7 @@ impl DockerEngine {
         }
     }
 
-    /// Removes a container (killing it if it runs). Gone already is fine.
-    ///
-    /// # Errors
-    /// [`DockerError`] other than "not found".
-    pub async fn remove(&self, id_or_name: &str) -> Result<(), DockerError> {
+    async fn remove(&self, id_or_name: &str) -> Result<(), DockerError> {
         let docker = self.client().await?;
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -530,13 +445,9 @@ impl DockerEngine {
         }
     }
 
-    /// Every runner container this instance owns, running or not.
-    ///
-    /// # Errors
-    /// [`DockerError`].
-    pub async fn list_runners(&self) -> Result<Vec<RunnerContainer>, DockerError> {
+    async fn list_runners(&self) -> Result<Vec<RunnerContainer>, DockerError> {
         let docker = self.client().await?;
-        let filters = HashMap::from([("label", labels::owned_by(&self.instance))]);
+        let filters = HashMap::from([("label", self.owner.filter())]);
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(&filters)
@@ -566,11 +477,7 @@ impl DockerEngine {
             .collect())
     }
 
-    /// One of our containers by name; `None` when it does not exist.
-    ///
-    /// # Errors
-    /// [`DockerError`] other than "not found".
-    pub async fn inspect_runner(&self, name: &str) -> Result<Option<RunnerContainer>, DockerError> {
+    async fn inspect_runner(&self, name: &str) -> Result<Option<RunnerContainer>, DockerError> {
         let docker = self.client().await?;
         let inspect = match self
             .timed(
@@ -584,12 +491,12 @@ impl DockerEngine {
             Err(e) => return Err(e),
         };
         let config = inspect.config.unwrap_or_default();
-        let Some(record) = config.labels.as_ref().and_then(RunnerLabels::from_docker) else {
+        let Some(labels) = config.labels.as_ref().filter(|l| self.owner.owns(l)) else {
             return Ok(None);
         };
-        if config.labels.as_ref().and_then(|l| l.get(labels::INSTANCE)) != Some(&self.instance) {
+        let Some(record) = RunnerLabels::from_docker(labels) else {
             return Ok(None);
-        }
+        };
         let state = inspect.state.unwrap_or_default();
         let running = state.running.unwrap_or(false)
             || state.restarting.unwrap_or(false)
@@ -612,31 +519,95 @@ impl DockerEngine {
         }))
     }
 
-    /// A stream of our containers' exits. It ends when the connection to
-    /// the engine drops; the caller reconnects.
-    pub fn exits(&self) -> impl Stream<Item = Result<ContainerExit, DockerError>> + use<> {
+    fn exits(&self) -> BoxStream<'static, Result<ContainerExit, DockerError>> {
         let mut filters = HashMap::from([
             ("type", vec!["container".to_owned()]),
             ("event", vec!["die".to_owned()]),
         ]);
-        filters.insert("label", labels::owned_by(&self.instance));
+        filters.insert("label", self.owner.filter());
         let options = EventsOptionsBuilder::default().filters(&filters).build();
+        let endpoint = self.endpoint.clone();
         // The stream is long-lived: no per-call timeout here.
         self.docker
             .events(Some(options))
-            .map(|event| {
+            .map(move |event| {
                 event
                     .map(exit_from_event)
-                    .map_err(|e| DockerError::from_bollard("watch events", e))
+                    .map_err(|e| to_docker_error("watch events", &endpoint, e))
             })
             .filter_map(|e| async move { e.transpose() })
+            .boxed()
     }
 
-    /// The local image's digest (or id), `None` when absent.
-    ///
-    /// # Errors
-    /// [`DockerError`] other than "not found".
-    pub async fn image_digest(&self, image: &str) -> Result<Option<String>, DockerError> {
+    async fn foreign_runners(&self) -> Result<Vec<String>, DockerError> {
+        let docker = self.client().await?;
+        let filters = HashMap::from([("label", self.owner.same_id_filter())]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let summaries = self
+            .timed("list containers", docker.list_containers(Some(options)))
+            .await?;
+        Ok(summaries
+            .into_iter()
+            .filter(|s| !s.labels.as_ref().is_some_and(|l| self.owner.owns(l)))
+            .filter_map(|s| s.names?.into_iter().next())
+            .map(|n| n.trim_start_matches('/').to_owned())
+            .collect())
+    }
+
+    async fn claim_lease(&self) -> Result<Claim, DockerError> {
+        let docker = self.client().await?;
+        let me = self.this_holder(docker).await;
+        if let Some(holder) = self.lease_holder(docker).await? {
+            let liveness = self.liveness(docker, &holder).await?;
+            match lease::decide(Some(&holder), &me, liveness) {
+                Claim::Refuse(holder) => return Ok(Claim::Refuse(holder)),
+                Claim::Take if holder != me => {
+                    warn!(previous = %holder.describe(), "taking over the lease of an orchestrator that is gone");
+                    self.release_lease().await?;
+                }
+                Claim::Take => return Ok(Claim::Take),
+            }
+        }
+        let mut volume_labels: HashMap<String, String> = self.owner.labels().into_iter().collect();
+        volume_labels.insert(labels::LEASE_HOLDER.to_owned(), me.to_string());
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(lease::volume_name(&self.owner.instance)),
+            labels: Some(volume_labels),
+            ..Default::default()
+        };
+        self.timed("create volume", docker.create_volume(request))
+            .await?;
+        // Two starting at once both "create" it; the engine keeps the first
+        // one's labels, so whoever the volume names holds the lease.
+        match self.lease_holder(docker).await? {
+            Some(holder) if holder == me => Ok(Claim::Take),
+            Some(holder) => Ok(Claim::Refuse(holder)),
+            None => Ok(Claim::Take),
+        }
+    }
+
+    async fn release_lease(&self) -> Result<(), DockerError> {
+        let docker = self.client().await?;
+        let name = lease::volume_name(&self.owner.instance);
+        match self
+            .timed(
+                "remove volume",
+                docker.remove_volume(
+                    &name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                ),
+            )
+            .await
+        {
+            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn image_digest(&self, image: &str) -> Result<Option<String>, DockerError> {
         let docker = self.client().await?;
         match self
             .timed("inspect image", docker.inspect_image(image))
@@ -651,11 +622,7 @@ impl DockerEngine {
         }
     }
 
-    /// Pulls `image`, logging progress now and then; bounded by `limit`.
-    ///
-    /// # Errors
-    /// [`DockerError`] when the pull fails or takes longer than `limit`.
-    pub async fn pull(&self, image: &str, limit: Duration) -> Result<(), DockerError> {
+    async fn pull(&self, image: &str, limit: Duration) -> Result<(), DockerError> {
         let docker = self.client().await?;
         let (from_image, tag) = split_image(image);
         let options = CreateImageOptionsBuilder::default()
@@ -666,7 +633,7 @@ impl DockerEngine {
         let pull = async {
             let mut last_status = String::new();
             while let Some(item) = stream.next().await {
-                let info = item.map_err(|e| DockerError::from_bollard("pull image", e))?;
+                let info = item.map_err(|e| self.error("pull image", e))?;
                 if let Some(error) = info.error_detail.and_then(|d| d.message) {
                     return Err(DockerError::Api {
                         operation: "pull image",
@@ -693,6 +660,39 @@ impl DockerEngine {
                 message: format!("not finished within {}s", limit.as_secs()),
             }),
         }
+    }
+}
+
+/// bollard's error as ours: 404 and 409 by name, a socket we may not open
+/// as [`DockerError::PermissionDenied`], a failure to connect with its causes.
+fn to_docker_error(operation: &'static str, endpoint: &str, error: BollardError) -> DockerError {
+    match error {
+        BollardError::DockerResponseServerError {
+            status_code: 404,
+            message,
+        } => DockerError::NotFound(message),
+        BollardError::DockerResponseServerError {
+            status_code: 409,
+            message,
+        } => DockerError::Conflict(message),
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => DockerError::Api {
+            operation,
+            status: status_code,
+            message,
+        },
+        other if caused_by_io(&other, std::io::ErrorKind::PermissionDenied) => {
+            DockerError::PermissionDenied {
+                operation,
+                socket: endpoint.to_owned(),
+            }
+        }
+        other => DockerError::Unavailable {
+            operation,
+            message: format!("{endpoint}: {}", with_causes(&other)),
+        },
     }
 }
 
@@ -754,7 +754,12 @@ mod tests {
     async fn changes_take_turns_and_the_timeout_starts_with_the_turn() {
         use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
         // No I/O: bollard connects on the first request.
-        let engine = DockerEngine::connect_with_limit("test", Duration::from_secs(1), 2).unwrap();
+        let engine = DockerEngine::connect_with_limit(
+            Owner::new("test", "http://github.test", None),
+            Duration::from_secs(1),
+            2,
+        )
+        .unwrap();
         let in_flight = AtomicUsize::new(0);
         let most = AtomicUsize::new(0);
         let call = || async {
@@ -793,7 +798,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn starts_and_removals_do_not_queue_behind_creates() {
         use tokio::time::Instant;
-        let engine = DockerEngine::connect_with_limit("test", Duration::from_secs(30), 1).unwrap();
+        let engine = DockerEngine::connect_with_limit(
+            Owner::new("test", "http://github.test", None),
+            Duration::from_secs(30),
+            1,
+        )
+        .unwrap();
         let began = Instant::now();
         let step = |change, seconds| {
             engine.limited(change, "step", async move {
@@ -812,23 +822,5 @@ mod tests {
         assert_eq!(second.unwrap(), Duration::from_secs(10));
         assert_eq!(start.unwrap(), Duration::from_secs(1));
         assert_eq!(removal.unwrap(), Duration::from_secs(1));
-    }
-
-    #[test]
-    fn spec_debug_hides_values() {
-        let spec = ContainerSpec {
-            name: "n".into(),
-            image: "i".into(),
-            command: vec![],
-            env: vec!["ACTIONS_RUNNER_INPUT_JITCONFIG=c2VjcmV0".into()],
-            labels: HashMap::new(),
-            network: "net".into(),
-            memory: None,
-            nano_cpus: None,
-            pids_limit: None,
-        };
-        let text = format!("{spec:?}");
-        assert!(text.contains("ACTIONS_RUNNER_INPUT_JITCONFIG"));
-        assert!(!text.contains("c2VjcmV0"));
     }
 }
