@@ -16,6 +16,9 @@ pub enum HealthStatus {
     Ok,
     /// The service runs but something it needs does not answer; see the parts.
     Degraded,
+    /// The service cannot do its work at all (the orchestrator cannot reach
+    /// Docker); the answer's status is 503.
+    Unhealthy,
 }
 
 /// The Docker engine as the orchestrator sees it.

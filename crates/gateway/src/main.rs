@@ -13,7 +13,7 @@ async fn main() -> std::process::ExitCode {
             .ok()
             .and_then(|p| p.parse().ok())
             .unwrap_or(8080);
-        return match gateway::healthcheck(port).await {
+        return match gateway::healthcheck(port, "/healthz").await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("unhealthy: {e}");

@@ -212,12 +212,7 @@ impl Config {
                     "set GITHUB_WEBHOOK_SECRET or GITHUB_WEBHOOK_SECRET_FILE, not both".into(),
                 );
             }
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                format!(
-                    "GITHUB_WEBHOOK_SECRET_FILE: cannot read {}: {e}",
-                    path.display()
-                )
-            })?;
+            let text = read_secret_file("GITHUB_WEBHOOK_SECRET_FILE", path)?;
             let secret = text.trim();
             self.github_webhook_secret =
                 (!secret.is_empty()).then(|| SecretString::from(secret.to_owned()));
@@ -351,9 +346,7 @@ impl Config {
             (Some(_), Some(_)) => Err("set GITHUB_TOKEN or GITHUB_TOKEN_FILE, not both".into()),
             (Some(token), None) => Ok(SecretString::from(token.expose_secret().trim().to_owned())),
             (None, Some(path)) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
-                    format!("GITHUB_TOKEN_FILE: cannot read {}: {e}", path.display())
-                })?;
+                let text = read_secret_file("GITHUB_TOKEN_FILE", path)?;
                 let token = text.trim();
                 if token.is_empty() {
                     return Err(format!("GITHUB_TOKEN_FILE: {} is empty", path.display()));
@@ -415,6 +408,37 @@ impl Config {
     pub fn poll_interval(&self) -> Option<Duration> {
         Some(self.autoscale_poll_interval).filter(|d| !d.is_zero())
     }
+}
+
+/// Reads the secret file `variable` names. A file the process may not read
+/// says which user must read it and how, since under Compose the host
+/// file's owner and mode apply inside the container.
+fn read_secret_file(variable: &str, path: &std::path::Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let mut message = format!("{variable}: cannot read {}: {e}", path.display());
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
+            let user = current_uid().map_or_else(
+                || "the orchestrator's user".to_owned(),
+                |uid| format!("the orchestrator's user (uid {uid})"),
+            );
+            message.push_str(&format!(
+                "; {user} must be able to read it: make the host file readable (e.g. chmod 0644) and keep other host users out with its directory (e.g. chmod 0700 secrets)"
+            ));
+        }
+        message
+    })
+}
+
+/// This process's real uid, from `/proc/self/status`.
+fn current_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Uid:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The longest any `*_SECONDS` setting may be: ten years, far past any use,

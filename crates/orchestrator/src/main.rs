@@ -1,6 +1,7 @@
 //! `gha-orchestrator`: read the configuration, start logging, serve.
 //! `gha-orchestrator healthcheck` probes a running instance (for Docker's
-//! HEALTHCHECK, with no curl in the image).
+//! HEALTHCHECK, with no curl in the image): its `/readyz`, so that a
+//! container that cannot reach Docker shows as unhealthy.
 
 use clap::Parser;
 use orchestrator::config::Config;
@@ -13,7 +14,7 @@ async fn main() -> std::process::ExitCode {
             .ok()
             .and_then(|p| p.parse().ok())
             .unwrap_or(8000);
-        return match orchestrator::healthcheck(port).await {
+        return match orchestrator::healthcheck(port, "/readyz").await {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("unhealthy: {e}");

@@ -85,19 +85,21 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Probes `http://127.0.0.1:PORT/healthz`: `Ok` when it answers 2xx within
+/// Probes `http://127.0.0.1:PORT{path}`: `Ok` when it answers 2xx within
 /// two seconds. Plain HTTP/1.1 over a socket: no client library needed.
 ///
 /// # Errors
 /// A message saying why the probe failed.
-pub async fn healthcheck(port: u16) -> Result<(), String> {
+pub async fn healthcheck(port: u16, path: &str) -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let probe = async {
         let mut stream = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
             .await
             .map_err(|e| format!("no answer on port {port}: {e}"))?;
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .write_all(request.as_bytes())
             .await
             .map_err(|e| format!("cannot send the probe: {e}"))?;
         let mut head = [0u8; 12];
@@ -108,7 +110,7 @@ pub async fn healthcheck(port: u16) -> Result<(), String> {
         match &head[9..12] {
             [b'2', _, _] => Ok(()),
             status => Err(format!(
-                "/healthz answered {}",
+                "{path} answered {}",
                 String::from_utf8_lossy(status)
             )),
         }
@@ -246,9 +248,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(body, "127.0.0.1");
-        assert_eq!(healthcheck(port).await, Ok(()));
+        assert_eq!(healthcheck(port, "/healthz").await, Ok(()));
         server.stop().await;
-        assert!(healthcheck(port).await.is_err());
+        assert!(healthcheck(port, "/healthz").await.is_err());
     }
 
     #[tokio::test]
@@ -375,7 +377,10 @@ mod tests {
             .unwrap()
             .unwrap()
             .unwrap();
-        assert!(healthcheck(port).await.is_err(), "still accepting");
+        assert!(
+            healthcheck(port, "/healthz").await.is_err(),
+            "still accepting"
+        );
     }
 
     /// Sends `request` raw and returns the status of the answer.
@@ -437,7 +442,7 @@ mod tests {
             assert!(closed_after(stream).await < Duration::from_secs(3));
         }
         // Their slots are free again: others are served.
-        assert_eq!(healthcheck(server.port).await, Ok(()));
+        assert_eq!(healthcheck(server.port, "/healthz").await, Ok(()));
         let mut idle = server.connect().await;
         idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             .await

@@ -10,7 +10,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tracing::{error, warn};
 
-use crate::docker::DockerError;
+use crate::engine::DockerError;
 use crate::github::GitHubError;
 use crate::runners::{FleetError, OperationLost};
 
@@ -72,9 +72,18 @@ impl From<&DockerError> for ApiError {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "docker_unavailable",
-                    format!("the Docker engine is not answering; retry shortly ({e})"),
+                    e.to_string(),
                 )
                 .with_retry_after(Duration::from_secs(5))
+            }
+            // A configuration fault: no Retry-After, waiting does not cure it.
+            DockerError::PermissionDenied { .. } => {
+                error!(error = %e, "Docker refuses the orchestrator");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "docker_permission_denied",
+                    e.to_string(),
+                )
             }
             _ => {
                 error!(error = %e, "Docker call failed");

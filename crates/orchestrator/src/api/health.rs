@@ -1,5 +1,5 @@
-//! `/health` (Docker, GitHub, the image, runner counts) and `/healthz`
-//! (liveness).
+//! `/health` (Docker, GitHub, the image, runner counts), `/readyz` (Docker
+//! answers: the container's health check) and `/healthz` (liveness).
 
 use api_types::{DockerHealth, GitHubHealth, HealthStatus, OrchestratorHealth, RateLimitBucket};
 use axum::Json;
@@ -10,17 +10,20 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::error::ApiError;
 
 /// The health routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
+        .routes(routes!(readyz))
         .routes(routes!(healthz))
 }
 
 /// Health of the orchestrator and what it depends on.
 ///
-/// 200 when Docker answers; 503 (`degraded`) when it does not. GitHub's
+/// 200 when Docker answers; 503 (`unhealthy`, with the reason) when it
+/// does not, whatever the reason. GitHub's
 /// state and each background loop's last pass are reported; a GitHub
 /// outage or a late loop makes it `degraded` but leaves it at 200:
 /// existing runners keep working without them.
@@ -28,15 +31,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     get, path = "/health", tag = "health",
     responses(
         (status = 200, description = "Healthy", body = OrchestratorHealth),
-        (status = 503, description = "Docker unreachable", body = OrchestratorHealth),
+        (status = 503, description = "Docker unreachable (`unhealthy`); `docker.error` says why", body = OrchestratorHealth),
     )
 )]
 async fn health(State(state): State<AppState>) -> (StatusCode, Json<OrchestratorHealth>) {
     let fleet = &state.fleet;
-    let (docker, digest) = match fleet.docker.version().await {
+    let (docker, digest) = match fleet.engine.version().await {
         Ok(v) => {
             let digest = fleet
-                .docker
+                .engine
                 .image_digest(&fleet.config.runner_image)
                 .await
                 .ok()
@@ -102,7 +105,9 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
     for (name, record) in loops.iter().filter(|(_, r)| r.late) {
         warn!(loop_name = %name, last_pass_at = ?record.last_pass_at, "background loop is late");
     }
-    let status = if docker.reachable && github.reachable && !loops.values().any(|l| l.late) {
+    let status = if !docker.reachable {
+        HealthStatus::Unhealthy
+    } else if github.reachable && !loops.values().any(|l| l.late) {
         HealthStatus::Ok
     } else {
         HealthStatus::Degraded
@@ -125,6 +130,24 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
             loops,
         }),
     )
+}
+
+/// Readiness: 200 when the Docker engine answers, 503 with the reason
+/// otherwise (a socket the orchestrator may not open names `DOCKER_GID`).
+///
+/// The container's health check probes it: an orchestrator that cannot
+/// reach Docker can do nothing, and `docker compose ps` should say so. It
+/// asks GitHub nothing, so a slow GitHub does not fail the check.
+#[utoipa::path(
+    get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Docker answers", body = String),
+        (status = 503, description = "Docker cannot be reached, and why", body = api_types::ErrorBody),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.fleet.engine.version().await?;
+    Ok("ready")
 }
 
 /// Liveness: 200 while the process serves requests.

@@ -79,3 +79,36 @@ async fn the_token_can_come_from_a_file_instead_of_the_environment() {
     assert_eq!(status, 201, "{body}");
     let _ = std::fs::remove_file(file);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_file_the_orchestrator_may_not_read_names_the_file_and_the_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let file = std::env::temp_dir().join(format!("gha-token-{}", test_support::unique_id()));
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let mode = if crate::helpers::running_as_root() {
+        0o600
+    } else {
+        0o000
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+    let docker = TestDocker::new();
+    let output = crate::helpers::unprivileged_command(env!("CARGO_BIN_EXE_gha-orchestrator"))
+        .env_clear()
+        .env("ORCHESTRATOR_ID", &docker.id)
+        .env("ORCHESTRATOR_PORT", "0")
+        .env("GITHUB_TOKEN_FILE", &file)
+        .env("RUNNER_NETWORK", &docker.network)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(!output.status.success(), "it must not start");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("GITHUB_TOKEN_FILE"), "{said}");
+    assert!(said.contains(&file.display().to_string()), "{said}");
+    assert!(said.contains("must be able to read it"), "{said}");
+    assert!(said.contains("chmod 0644"), "{said}");
+    if crate::helpers::running_as_root() {
+        assert!(said.contains("uid 65532"), "{said}");
+    }
+    assert!(!said.contains(TOKEN), "{said}");
+}
