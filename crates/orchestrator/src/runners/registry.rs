@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use api_types::{ListRunnersQuery, Runner, RunnerJob, RunnerState};
 use chrono::{DateTime, Utc};
 
-use crate::docker::{RunnerContainer, RunnerLabels};
+use crate::engine::{RunnerContainer, RunnerLabels};
 use crate::github::GitHubRunner;
 
 /// Where the container is.
@@ -54,6 +54,10 @@ pub struct RunnerView {
     pub busy: bool,
     /// Whether GitHub has ever shown it online.
     pub was_online: bool,
+    /// Whether GitHub has ever shown it busy: a single-use runner that has
+    /// taken its job never takes another, so it is never idle again, even
+    /// in the moment between its job's end and its exit.
+    pub was_busy: bool,
     /// Since when it has been online and not busy.
     pub idle_since: Option<Instant>,
     /// Being deregistered and removed.
@@ -82,6 +86,7 @@ impl RunnerView {
             online: false,
             busy: false,
             was_online: false,
+            was_busy: false,
             idle_since: None,
             removing: false,
             job: None,
@@ -92,7 +97,8 @@ impl RunnerView {
 
     /// Records GitHub's online/busy flags, tracking when idleness began.
     pub fn set_github_status(&mut self, online: bool, busy: bool) {
-        let idle = online && !busy;
+        self.was_busy |= busy;
+        let idle = online && !busy && !self.was_busy;
         let was_idle = self.online && !self.busy;
         if idle && !was_idle {
             self.idle_since = Some(Instant::now());
@@ -106,15 +112,12 @@ impl RunnerView {
 
     /// Whether it can still take a job: starting or idle, not leaving.
     pub fn available(&self) -> bool {
-        !self.removing
-            && !self.busy
-            && self.phase == ContainerPhase::Alive
-            && self.job_done().is_none()
+        !self.removing && !self.took_its_job() && self.phase == ContainerPhase::Alive
     }
 
-    /// The job it ran, once that job completed.
-    fn job_done(&self) -> Option<&RunnerJob> {
-        self.job.as_ref().filter(|j| j.status == "completed")
+    /// Whether it is running its one job, or ran it and has not exited yet.
+    fn took_its_job(&self) -> bool {
+        self.busy || self.was_busy || self.job.as_ref().is_some_and(|j| j.status == "completed")
     }
 
     /// The state the API shows.
@@ -125,7 +128,8 @@ impl RunnerView {
         match self.phase {
             ContainerPhase::Exited(Some(0)) => RunnerState::Finished,
             ContainerPhase::Exited(_) => RunnerState::Failed,
-            ContainerPhase::Alive if self.busy => RunnerState::Busy,
+            // Busy until it exits: not `idle` in the moment after its job.
+            ContainerPhase::Alive if self.took_its_job() => RunnerState::Busy,
             ContainerPhase::Alive if self.online => RunnerState::Idle,
             ContainerPhase::Alive => RunnerState::Starting,
         }
@@ -645,8 +649,17 @@ mod tests {
         };
         registry.apply_github(std::slice::from_ref(&gh));
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Idle);
-        registry.apply_github(&[GitHubRunner { busy: true, ..gh }]);
+        registry.apply_github(&[GitHubRunner {
+            busy: true,
+            ..gh.clone()
+        }]);
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Busy);
+        // Its job over, GitHub shows it online and not busy until it exits:
+        // still busy, never idle again, and no candidate for another job.
+        registry.apply_github(std::slice::from_ref(&gh));
+        assert_eq!(registry.get("a").unwrap().state, RunnerState::Busy);
+        assert!(!registry.get_live("a").unwrap().available());
+        assert_eq!(registry.get_live("a").unwrap().idle_since, None);
         registry.sync_with_docker(&[container("a", false, Some(1))]);
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Failed);
         registry.retire("a");
