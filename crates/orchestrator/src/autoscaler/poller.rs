@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::Autoscaler;
 use crate::config::Config;
@@ -54,9 +54,19 @@ pub fn enabled(config: &Config) -> bool {
         return false;
     }
     if config.served_repositories().is_empty() {
-        warn!(
-            "polling is on but no repository is named (GITHUB_REPOSITORY or ALLOWED_REPOSITORIES): organization jobs are found through webhooks only"
-        );
+        match (&config.github_org, config.github_webhook_secret.is_some()) {
+            (Some(org), true) => info!(
+                organization = %org,
+                "polling is off: no repository is named (GITHUB_REPOSITORY or ALLOWED_REPOSITORIES); the organization's jobs are found through webhooks"
+            ),
+            (Some(org), false) => warn!(
+                organization = %org,
+                "no runners start on demand: polling needs a repository (GITHUB_REPOSITORY or ALLOWED_REPOSITORIES) and webhooks are off (no GITHUB_WEBHOOK_SECRET); name the repositories to poll or set up the organization's webhook"
+            ),
+            (None, _) => info!(
+                "polling is off: no repository is configured (GITHUB_REPOSITORY or ALLOWED_REPOSITORIES); runners start through the API only"
+            ),
+        }
         return false;
     }
     true
