@@ -32,24 +32,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = "gha-base:bookworm"
-BINARIES = {
-    "PREBUILT_GATEWAY": "gha-api-gateway",
-    "PREBUILT_ORCHESTRATOR": "gha-orchestrator",
-    "PREBUILT_GITHUB_SIM": "github-sim",
-    "PREBUILT_SIM_RUNNER": "sim-runner",
-}
+from e2e_support import (
+    BASE_IMAGE, BINARIES, MANAGED_LABEL, REPO_ROOT, ensure_base_image, free_port, host_binaries, sh, wait_for,
+)
+from e2e_support import http as _http
+
 API_KEY = "e2e-key-5d81c0"
 # An API key an older `.env` may still hold: Compose blanks it, so it opens nothing.
 LEFT_OVER_API_KEY = "e2e-left-over-key-3a9f"
@@ -57,7 +50,6 @@ LEFT_OVER_API_KEY = "e2e-left-over-key-3a9f"
 TOKEN = "sandbox-token-e2e-7f3c1d"
 WEBHOOK_SECRET = "e2e-webhook-secret-9b2e4a"
 REPOSITORY = "sandbox/app"
-MANAGED_LABEL = "dev.gha-runners.instance"
 
 pytestmark = [
     pytest.mark.docker,
@@ -68,80 +60,8 @@ pytestmark = [
 ]
 
 
-def sh(*args: str, check: bool = True, timeout: float = 120, **kwargs) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        list(args), capture_output=True, text=True, timeout=timeout, check=False, **kwargs
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def decode(raw: bytes):
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return raw.decode(errors="replace")
-
-
 def http(method: str, url: str, body: dict | None = None, key: str | None = API_KEY):
-    """(status, the body parsed as JSON, or as text when it is not JSON)."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("content-type", "application/json")
-    if key:
-        request.add_header("x-api-key", key)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, decode(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, decode(error.read())
-
-
-def wait_for(what: str, check, timeout: float, interval: float = 1.0):
-    """Polls `check()` until it returns something truthy; fails with `what`."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (OSError, ValueError) as error:  # connection refused while starting
-            last = error
-        else:
-            if last:
-                return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-
-
-def host_binaries() -> Path:
-    """The host's binaries, built with cargo when missing or stale.
-
-    Release by default (what users ship); `E2E_CARGO_PROFILE=debug` reuses the
-    debug binaries the Rust test run has just built, so CI compiles the
-    workspace once. Either way they are installed at `target/release/` in the
-    sandbox's build context.
-    """
-    profile = os.environ.get("E2E_CARGO_PROFILE", "release")
-    flags = ["--release"] if profile == "release" else []
-    sh(
-        "cargo", "build", *flags, "--locked",
-        "-p", "orchestrator", "-p", "gateway", "-p", "github-sim",
-        cwd=REPO_ROOT, timeout=1800,
-    )
-    built = REPO_ROOT / "target" / ("release" if profile == "release" else "debug")
-    for name in BINARIES.values():
-        assert (built / name).is_file(), f"{built / name} missing after cargo build"
-    return built
+    return _http(method, url, body, key)
 
 
 class Sandbox:
@@ -154,6 +74,8 @@ class Sandbox:
         self.runner_network = f"gha-e2e-runners-{self.id}"
         self.orchestrator_id = f"e2e-{self.id}"
         self.registry = f"gha-e2e.local/{self.id}"
+        self.sim_image = f"gha-github-sim:e2e-{self.id}"
+        self.sim_runner_image = f"gha-sim-runner:e2e-{self.id}"
         self.gateway_port = free_port()
         self.sim_port = free_port()
         self.env = dict(os.environ, DOCKER_BUILDKIT="0", COMPOSE_DOCKER_CLI_BUILD="0")
@@ -186,9 +108,11 @@ class Sandbox:
             # the sandbox block of .env.example
             "GITHUB_API_URL": "http://github-sim:9000",
             "GITHUB_REPOSITORY": REPOSITORY,
-            "RUNNER_IMAGE": "gha-sim-runner:sandbox",
+            "RUNNER_IMAGE": self.sim_runner_image,
             "RUNNER_IMAGE_PULL_INTERVAL_SECONDS": "0",
             # isolation from any other stack on this engine
+            "GITHUB_SIM_IMAGE": self.sim_image,
+            "SIM_RUNNER_IMAGE": self.sim_runner_image,
             "RUNNER_NETWORK": self.runner_network,
             "ORCHESTRATOR_ID": self.orchestrator_id,
             "RUNNER_NAME_PREFIX": f"e2e-{self.id}",
@@ -262,12 +186,13 @@ class Sandbox:
         sh("docker", "network", "rm", self.runner_network, check=False)
         for tag in ("gha-api-gateway", "gha-orchestrator"):
             sh("docker", "image", "rm", f"{self.registry}/{tag}:e2e", check=False)
+        sh("docker", "image", "rm", self.sim_image, self.sim_runner_image, check=False)
 
 
 @pytest.fixture
 def sandbox(tmp_path):
     release = host_binaries()
-    sh("bash", str(REPO_ROOT / "scripts" / "ensure-base-image.sh"), BASE_IMAGE, timeout=600)
+    ensure_base_image()
     stack = Sandbox(tmp_path)
     stack.write_env(release)
     try:
@@ -359,7 +284,7 @@ def test_sandbox_loop_through_the_gateway(sandbox: Sandbox):
         # 3. from the runner network: no orchestrator, no gateway, no socket
         probe = sh(
             "docker", "run", "--rm", "--network", stack.runner_network, "--entrypoint", "bash",
-            "gha-sim-runner:sandbox", "-c",
+            stack.sim_runner_image, "-c",
             "for target in orchestrator/8000 api-gateway/8080; do "
             "  if timeout 3 bash -c \"exec 3<>/dev/tcp/${target}\" 2>/dev/null; then echo reached $target; fi; "
             "done; "
