@@ -30,5 +30,7 @@ pub mod scope;
 pub mod startup;
 pub mod supervisor;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 
 pub use service_kit::{healthcheck, shutdown_signal};

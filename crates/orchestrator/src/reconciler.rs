@@ -480,4 +480,116 @@ mod tests {
             Verdict::Keep
         );
     }
+
+    /// A whole pass on the in-memory engine and GitHub: what it removes,
+    /// and in which order of GitHub then Docker, with no Docker at all.
+    mod pass {
+        use super::*;
+        use crate::testing::{self, container, registration};
+
+        #[tokio::test]
+        async fn a_pass_retires_the_exited_removes_the_gone_and_deletes_orphans() {
+            let (fleet, fakes) = testing::fleet();
+            let hour_ago = Utc::now() - chrono::Duration::hours(1);
+            // Exited after its job: deregistered, then removed.
+            fakes.add_container(container("gha-runner-done", 1, hour_ago, Some(0)));
+            fakes.add_registration(registration(1, "gha-runner-done", "offline", false));
+            // Registered once, gone from GitHub (confirmed by a direct read).
+            fakes.add_container(container("gha-runner-gone", 2, hour_ago, None));
+            // Online and idle: kept.
+            fakes.add_container(container("gha-runner-fine", 3, hour_ago, None));
+            fakes.add_registration(registration(3, "gha-runner-fine", "online", false));
+            // Ours by its prefix, offline, with no container: an orphan.
+            fakes.add_registration(registration(4, "gha-runner-orphan", "offline", false));
+            // Someone else's runner in the same repository: not ours to touch.
+            fakes.add_registration(registration(5, "laptop", "offline", false));
+
+            let report = Reconciler::new(fleet.clone()).pass().await;
+
+            assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+            let mut removed: Vec<(String, RemovalReason)> = report
+                .removed
+                .iter()
+                .map(|r| (r.id.clone(), r.reason))
+                .collect();
+            removed.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(
+                removed,
+                vec![
+                    ("gha-runner-done".into(), RemovalReason::Exited),
+                    ("gha-runner-gone".into(), RemovalReason::RegistrationGone),
+                    (
+                        "gha-runner-orphan".into(),
+                        RemovalReason::OrphanRegistration
+                    ),
+                ]
+            );
+            assert_eq!(fakes.container_names(), vec!["gha-runner-fine".to_owned()]);
+            assert_eq!(fakes.registration_ids(), vec![3, 5]);
+            // The view agrees: one live runner, idle; the others in history.
+            let live = fleet.registry.live();
+            assert_eq!(live.len(), 1);
+            assert_eq!(live[0].state(), api_types::RunnerState::Idle);
+        }
+
+        #[tokio::test]
+        async fn an_unreadable_listing_removes_nothing_that_depends_on_it() {
+            let (fleet, fakes) = testing::fleet();
+            let hour_ago = Utc::now() - chrono::Duration::hours(1);
+            fakes.add_container(container("gha-runner-gone", 2, hour_ago, None));
+            fakes.add_registration(registration(4, "gha-runner-orphan", "offline", false));
+            *fakes.listings_fail.lock().unwrap() = true;
+
+            let report = Reconciler::new(fleet).pass().await;
+
+            assert!(report.removed.is_empty(), "{:?}", report.removed);
+            assert!(
+                report
+                    .warnings
+                    .iter()
+                    .any(|w| w.contains("could not list GitHub runners")),
+                "{:?}",
+                report.warnings
+            );
+            assert_eq!(fakes.container_names(), vec!["gha-runner-gone".to_owned()]);
+            assert_eq!(fakes.registration_ids(), vec![4]);
+        }
+
+        #[tokio::test]
+        async fn a_runner_that_never_registers_in_time_is_removed_with_its_registration() {
+            let (fleet, fakes) = testing::fleet();
+            let timeout = fleet.config.runner_registration_timeout;
+            let created = |ago: Duration| Utc::now() - chrono::Duration::from_std(ago).unwrap();
+            // Offline since its create, past the timeout: removed; just
+            // under it: kept.
+            fakes.add_container(container(
+                "gha-runner-late",
+                1,
+                created(timeout + Duration::from_secs(1)),
+                None,
+            ));
+            fakes.add_registration(registration(1, "gha-runner-late", "offline", false));
+            fakes.add_container(container(
+                "gha-runner-early",
+                2,
+                created(timeout.saturating_sub(Duration::from_secs(30))),
+                None,
+            ));
+            fakes.add_registration(registration(2, "gha-runner-early", "offline", false));
+
+            let report = Reconciler::new(fleet).pass().await;
+
+            let removed: Vec<_> = report
+                .removed
+                .iter()
+                .map(|r| (r.id.as_str(), r.reason))
+                .collect();
+            assert_eq!(
+                removed,
+                vec![("gha-runner-late", RemovalReason::RegistrationTimeout)]
+            );
+            assert_eq!(fakes.container_names(), vec!["gha-runner-early".to_owned()]);
+            assert_eq!(fakes.registration_ids(), vec![2]);
+        }
+    }
 }

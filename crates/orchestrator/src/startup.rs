@@ -73,7 +73,11 @@ impl Application {
             config.default_scope().as_ref(),
         );
         let engine = DockerEngine::connect(owner, config.docker_timeout).context("DOCKER_HOST")?;
-        let fleet = Arc::new(Fleet::new(config.clone(), github, Box::new(engine)));
+        let fleet = Arc::new(Fleet::new(
+            config.clone(),
+            Box::new(github),
+            Box::new(engine),
+        ));
         claim_instance_id(&fleet).await?;
         check_runner_network(&fleet).await?;
         let address = SocketAddr::new(config.host, config.port);

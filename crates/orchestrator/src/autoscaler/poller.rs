@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use super::Autoscaler;
 use crate::config::Config;
 use crate::github::pages::FILTERED_RUNS_CAP;
-use crate::github::{GitHubClient, GitHubError, PageCache};
+use crate::github::{GitHub, GitHubError, PageCache};
 use crate::scope::Scope;
 use crate::supervisor::Beat;
 
@@ -103,7 +103,7 @@ async fn poll_repository(
     cache: &mut Cache,
     repo: &Scope,
 ) -> Result<(), GitHubError> {
-    let github: &GitHubClient = &autoscaler.fleet.github;
+    let github: &dyn GitHub = &*autoscaler.fleet.github;
     let name = repo.target();
     let listed_at = Instant::now();
     let mut run_ids = Vec::new();

@@ -23,6 +23,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use super::GitHub;
 use super::pages::{self, Listing, MAX_PAGES, PER_PAGE, PageBody, PageCache};
 use super::rate_limit::{RateLimitOverview, RateLimitSnapshot, RateLimitState, resource_of};
 use super::types::{
@@ -205,249 +206,6 @@ impl GitHubClient {
             deadline,
             last_error: Arc::default(),
         })
-    }
-
-    /// The API base URL in use.
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
-    /// What the last answers said about each rate-limit bucket.
-    pub fn rate_limit(&self) -> RateLimitSnapshot {
-        self.rate_limit.snapshot()
-    }
-
-    /// Whether the `core` calls (listings, deletions) are paused by a rate
-    /// limit, and for how long.
-    pub fn paused_for(&self) -> Option<Duration> {
-        self.rate_limit.paused_for(super::rate_limit::CORE)
-    }
-
-    /// The last call's failure, if the last call failed.
-    pub fn last_error(&self) -> Option<String> {
-        self.last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Asks for a single-use JIT configuration. One POST, never repeated
-    /// here: when its answer is lost ([`GitHubError::answer_may_be_lost`]),
-    /// look the runner up with [`Self::find_runner_by_name`].
-    ///
-    /// # Errors
-    /// [`GitHubError`]; 404 means the scope or the runner group is unknown.
-    pub async fn generate_jit_config(
-        &self,
-        scope: &Scope,
-        name: &str,
-        labels: &[String],
-        runner_group_id: i64,
-    ) -> Result<JitConfig, GitHubError> {
-        let body = JitRequest {
-            name,
-            runner_group_id,
-            labels,
-            work_folder: "_work",
-        };
-        let path = format!("{}/actions/runners/generate-jitconfig", scope.api_path());
-        let response: JitResponse = self
-            .send_json(
-                Method::POST,
-                &path,
-                Some(serde_json::to_value(&body).map_err(|e| GitHubError::Decode(e.to_string()))?),
-                &scope.to_string(),
-            )
-            .await?;
-        Ok(JitConfig {
-            runner_id: response.runner.id,
-            encoded: SecretString::from(response.encoded_jit_config),
-        })
-    }
-
-    /// Asks for a registration token for `config.sh` (one POST; a token
-    /// whose answer is lost expires unused within the hour).
-    ///
-    /// # Errors
-    /// [`GitHubError`].
-    pub async fn registration_token(
-        &self,
-        scope: &Scope,
-    ) -> Result<RegistrationToken, GitHubError> {
-        let path = format!("{}/actions/runners/registration-token", scope.api_path());
-        let response: TokenResponse = self
-            .send_json(Method::POST, &path, None, &scope.to_string())
-            .await?;
-        Ok(RegistrationToken {
-            token: SecretString::from(response.token),
-            expires_at: response.expires_at,
-        })
-    }
-
-    /// Every runner registered to `scope`, all pages, 100 per call.
-    ///
-    /// Runners registered or removed while the pages are read can shift
-    /// between pages, so a runner missing from this listing is not proof
-    /// that it is gone: confirm with [`Self::get_runner`].
-    ///
-    /// # Errors
-    /// [`GitHubError`]; a listing that cannot be read to its end is an error
-    /// as a whole, never a partial answer.
-    pub async fn list_runners(&self, scope: &Scope) -> Result<Vec<GitHubRunner>, GitHubError> {
-        let path = format!("{}/actions/runners?per_page={PER_PAGE}", scope.api_path());
-        let listing: Listing<GitHubRunner> = self
-            .list_pages::<RunnerPage>(&path, &format!("runners of {scope}"), None)
-            .await?;
-        let mut runners = listing.items;
-        // A runner that moved to a later page while we read shows twice.
-        let mut seen = std::collections::HashSet::new();
-        runners.retain(|r| seen.insert(r.id));
-        Ok(runners)
-    }
-
-    /// The runner of `scope` named `name` (GitHub's `name` filter), if any.
-    ///
-    /// # Errors
-    /// [`GitHubError`].
-    pub async fn find_runner_by_name(
-        &self,
-        scope: &Scope,
-        name: &str,
-    ) -> Result<Option<GitHubRunner>, GitHubError> {
-        let query = serde_urlencoded::to_string([("name", name)])
-            .map_err(|e| GitHubError::Decode(e.to_string()))?;
-        let path = format!(
-            "{}/actions/runners?{query}&per_page={PER_PAGE}",
-            scope.api_path()
-        );
-        let listing = self
-            .list_pages::<RunnerPage>(&path, &format!("runner {name} of {scope}"), None)
-            .await?;
-        // Names are unique per scope and compared without case by GitHub.
-        Ok(listing
-            .items
-            .into_iter()
-            .find(|r| r.name.eq_ignore_ascii_case(name)))
-    }
-
-    /// One runner by id; `None` when GitHub answers 404.
-    ///
-    /// # Errors
-    /// [`GitHubError`] other than 404.
-    pub async fn get_runner(
-        &self,
-        scope: &Scope,
-        id: i64,
-    ) -> Result<Option<GitHubRunner>, GitHubError> {
-        let path = format!("{}/actions/runners/{id}", scope.api_path());
-        match self
-            .send_json::<GitHubRunner>(Method::GET, &path, None, &format!("runner {id}"))
-            .await
-        {
-            Ok(runner) => Ok(Some(runner)),
-            Err(GitHubError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Deletes a registration: 204 → deleted, 404 → already gone, 422 → busy.
-    ///
-    /// # Errors
-    /// [`GitHubError`] for any other answer.
-    pub async fn delete_runner(
-        &self,
-        scope: &Scope,
-        id: i64,
-    ) -> Result<DeleteOutcome, GitHubError> {
-        let path = format!("{}/actions/runners/{id}", scope.api_path());
-        match self
-            .send(Method::DELETE, &path, None, &format!("runner {id}"))
-            .await
-        {
-            Ok(_) => Ok(DeleteOutcome::Deleted),
-            Err(GitHubError::NotFound(_)) => Ok(DeleteOutcome::AlreadyGone),
-            Err(GitHubError::Unprocessable(message)) => {
-                debug!(runner_id = id, %message, "GitHub refused to delete a busy runner");
-                Ok(DeleteOutcome::Busy)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Workflow runs of `repo` in `status`, every page (at most GitHub's
-    /// 1,000 for a filtered listing; see [`pages::FILTERED_RUNS_CAP`]).
-    /// Pages unchanged since `cache` last saw them cost no rate limit.
-    ///
-    /// GitHub's filtered listing is search-backed and lags: a run missing
-    /// from it is not proof of anything.
-    ///
-    /// # Errors
-    /// [`GitHubError`].
-    pub async fn list_runs(
-        &self,
-        repo: &Scope,
-        status: &str,
-        cache: &mut PageCache,
-    ) -> Result<Listing<WorkflowRun>, GitHubError> {
-        let path = format!(
-            "{}/actions/runs?status={status}&per_page={PER_PAGE}",
-            repo.api_path()
-        );
-        self.list_pages::<RunsPage>(&path, &format!("{status} runs of {repo}"), Some(cache))
-            .await
-    }
-
-    /// Jobs of one workflow run (latest attempt), every page; pages
-    /// unchanged since `cache` last saw them cost no rate limit.
-    ///
-    /// # Errors
-    /// [`GitHubError`].
-    pub async fn list_jobs(
-        &self,
-        repo: &Scope,
-        run_id: i64,
-        cache: &mut PageCache,
-    ) -> Result<Listing<WorkflowJob>, GitHubError> {
-        let path = format!(
-            "{}/actions/runs/{run_id}/jobs?filter=latest&per_page={PER_PAGE}",
-            repo.api_path()
-        );
-        self.list_pages::<JobsPage>(&path, &format!("jobs of run {run_id}"), Some(cache))
-            .await
-    }
-
-    /// One job, read directly (`GET …/actions/jobs/{job_id}`): unlike the
-    /// run listings this is never behind. `None` when GitHub answers 404.
-    ///
-    /// # Errors
-    /// [`GitHubError`] other than 404.
-    pub async fn get_job(
-        &self,
-        repo: &Scope,
-        job_id: i64,
-    ) -> Result<Option<WorkflowJob>, GitHubError> {
-        let path = format!("{}/actions/jobs/{job_id}", repo.api_path());
-        match self
-            .send_json::<WorkflowJob>(Method::GET, &path, None, &format!("job {job_id}"))
-            .await
-        {
-            Ok(job) => Ok(Some(job)),
-            Err(GitHubError::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// `GET /rate_limit` (free of charge): refreshes every bucket's figures
-    /// for `/health`.
-    ///
-    /// # Errors
-    /// [`GitHubError`].
-    pub async fn check_rate_limit(&self) -> Result<(), GitHubError> {
-        let overview: RateLimitOverview = self
-            .send_json(Method::GET, "/rate_limit", None, "rate limit")
-            .await?;
-        self.rate_limit.observe_overview(&overview);
-        Ok(())
     }
 
     /// Reads a listing page after page, following `Link: rel="next"`.
@@ -731,6 +489,180 @@ impl GitHubClient {
                 attempts: attempt,
             },
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl GitHub for GitHubClient {
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn rate_limit(&self) -> RateLimitSnapshot {
+        self.rate_limit.snapshot()
+    }
+
+    fn paused_for(&self) -> Option<Duration> {
+        self.rate_limit.paused_for(super::rate_limit::CORE)
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    async fn generate_jit_config(
+        &self,
+        scope: &Scope,
+        name: &str,
+        labels: &[String],
+        runner_group_id: i64,
+    ) -> Result<JitConfig, GitHubError> {
+        let body = JitRequest {
+            name,
+            runner_group_id,
+            labels,
+            work_folder: "_work",
+        };
+        let path = format!("{}/actions/runners/generate-jitconfig", scope.api_path());
+        let response: JitResponse = self
+            .send_json(
+                Method::POST,
+                &path,
+                Some(serde_json::to_value(&body).map_err(|e| GitHubError::Decode(e.to_string()))?),
+                &scope.to_string(),
+            )
+            .await?;
+        Ok(JitConfig {
+            runner_id: response.runner.id,
+            encoded: SecretString::from(response.encoded_jit_config),
+        })
+    }
+
+    async fn registration_token(&self, scope: &Scope) -> Result<RegistrationToken, GitHubError> {
+        let path = format!("{}/actions/runners/registration-token", scope.api_path());
+        let response: TokenResponse = self
+            .send_json(Method::POST, &path, None, &scope.to_string())
+            .await?;
+        Ok(RegistrationToken {
+            token: SecretString::from(response.token),
+            expires_at: response.expires_at,
+        })
+    }
+
+    async fn list_runners(&self, scope: &Scope) -> Result<Vec<GitHubRunner>, GitHubError> {
+        let path = format!("{}/actions/runners?per_page={PER_PAGE}", scope.api_path());
+        let listing: Listing<GitHubRunner> = self
+            .list_pages::<RunnerPage>(&path, &format!("runners of {scope}"), None)
+            .await?;
+        let mut runners = listing.items;
+        // A runner that moved to a later page while we read shows twice.
+        let mut seen = std::collections::HashSet::new();
+        runners.retain(|r| seen.insert(r.id));
+        Ok(runners)
+    }
+
+    async fn find_runner_by_name(
+        &self,
+        scope: &Scope,
+        name: &str,
+    ) -> Result<Option<GitHubRunner>, GitHubError> {
+        let query = serde_urlencoded::to_string([("name", name)])
+            .map_err(|e| GitHubError::Decode(e.to_string()))?;
+        let path = format!(
+            "{}/actions/runners?{query}&per_page={PER_PAGE}",
+            scope.api_path()
+        );
+        let listing = self
+            .list_pages::<RunnerPage>(&path, &format!("runner {name} of {scope}"), None)
+            .await?;
+        // Names are unique per scope and compared without case by GitHub.
+        Ok(listing
+            .items
+            .into_iter()
+            .find(|r| r.name.eq_ignore_ascii_case(name)))
+    }
+
+    async fn get_runner(
+        &self,
+        scope: &Scope,
+        id: i64,
+    ) -> Result<Option<GitHubRunner>, GitHubError> {
+        let path = format!("{}/actions/runners/{id}", scope.api_path());
+        match self
+            .send_json::<GitHubRunner>(Method::GET, &path, None, &format!("runner {id}"))
+            .await
+        {
+            Ok(runner) => Ok(Some(runner)),
+            Err(GitHubError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_runner(&self, scope: &Scope, id: i64) -> Result<DeleteOutcome, GitHubError> {
+        let path = format!("{}/actions/runners/{id}", scope.api_path());
+        match self
+            .send(Method::DELETE, &path, None, &format!("runner {id}"))
+            .await
+        {
+            Ok(_) => Ok(DeleteOutcome::Deleted),
+            Err(GitHubError::NotFound(_)) => Ok(DeleteOutcome::AlreadyGone),
+            Err(GitHubError::Unprocessable(message)) => {
+                debug!(runner_id = id, %message, "GitHub refused to delete a busy runner");
+                Ok(DeleteOutcome::Busy)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list_runs(
+        &self,
+        repo: &Scope,
+        status: &str,
+        cache: &mut PageCache,
+    ) -> Result<Listing<WorkflowRun>, GitHubError> {
+        let path = format!(
+            "{}/actions/runs?status={status}&per_page={PER_PAGE}",
+            repo.api_path()
+        );
+        self.list_pages::<RunsPage>(&path, &format!("{status} runs of {repo}"), Some(cache))
+            .await
+    }
+
+    async fn list_jobs(
+        &self,
+        repo: &Scope,
+        run_id: i64,
+        cache: &mut PageCache,
+    ) -> Result<Listing<WorkflowJob>, GitHubError> {
+        let path = format!(
+            "{}/actions/runs/{run_id}/jobs?filter=latest&per_page={PER_PAGE}",
+            repo.api_path()
+        );
+        self.list_pages::<JobsPage>(&path, &format!("jobs of run {run_id}"), Some(cache))
+            .await
+    }
+
+    async fn get_job(&self, repo: &Scope, job_id: i64) -> Result<Option<WorkflowJob>, GitHubError> {
+        let path = format!("{}/actions/jobs/{job_id}", repo.api_path());
+        match self
+            .send_json::<WorkflowJob>(Method::GET, &path, None, &format!("job {job_id}"))
+            .await
+        {
+            Ok(job) => Ok(Some(job)),
+            Err(GitHubError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn check_rate_limit(&self) -> Result<(), GitHubError> {
+        let overview: RateLimitOverview = self
+            .send_json(Method::GET, "/rate_limit", None, "rate limit")
+            .await?;
+        self.rate_limit.observe_overview(&overview);
+        Ok(())
     }
 }
 

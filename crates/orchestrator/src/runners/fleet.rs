@@ -11,7 +11,7 @@ use super::operations::Operations;
 use super::registry::Registry;
 use crate::config::Config;
 use crate::engine::{ContainerEngine, DockerError};
-use crate::github::{GitHubClient, GitHubError};
+use crate::github::{GitHub, GitHubError};
 
 /// Everything the lifecycle operations need.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub struct Fleet {
     /// The configuration, read once at start.
     pub config: Arc<Config>,
     /// GitHub, with the configured token.
-    pub github: GitHubClient,
+    pub github: Box<dyn GitHub>,
     /// Where runner containers run, scoped to what this orchestrator owns.
     pub engine: Box<dyn ContainerEngine>,
     /// What we know of our runners.
@@ -94,7 +94,7 @@ impl Fleet {
     /// Assembles the fleet.
     pub fn new(
         config: Arc<Config>,
-        github: GitHubClient,
+        github: Box<dyn GitHub>,
         engine: Box<dyn ContainerEngine>,
     ) -> Self {
         let registry = Registry::new(config.max_runners as usize, config.runner_history);

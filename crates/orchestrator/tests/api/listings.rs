@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use github_sim::SimConfig;
-use orchestrator::github::{GitHubClient, PageCache};
+use orchestrator::github::{GitHub, GitHubClient, PageCache};
 use orchestrator::scope::Scope;
 use serde_json::{Value, json};
 use test_support::wait_for;
