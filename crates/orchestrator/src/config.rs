@@ -39,8 +39,18 @@ pub struct Config {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "ORCHESTRATOR_PORT", default_value_t = 8000)]
     pub port: u16,
-    /// Marks the containers and networks this orchestrator owns; two
-    /// orchestrators on one Docker engine need different values.
+    /// Open connections at most (the gateway's pool and health checks);
+    /// the next one is accepted when one closes.
+    #[arg(
+        long,
+        env = "ORCHESTRATOR_MAX_CONNECTIONS",
+        default_value_t = service_kit::MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+    /// Marks the containers and networks this orchestrator owns, with the
+    /// GitHub API URL and the configured scope; a second orchestrator with
+    /// the same id on one Docker engine refuses to start.
     #[arg(long, env = "ORCHESTRATOR_ID", default_value = "default")]
     pub instance_id: String,
 
@@ -566,6 +576,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("unbalanced quotes"), "{error}");
+    }
+
+    #[test]
+    fn the_connection_cap_is_a_positive_number() {
+        assert_eq!(config(&[]).max_connections, service_kit::MAX_CONNECTIONS);
+        assert_eq!(config(&["--max-connections", "64"]).max_connections, 64);
+        for bad in ["0", "lots"] {
+            let error = Config::try_parse_from([
+                "gha-orchestrator",
+                "--github-token",
+                "t",
+                "--max-connections",
+                bad,
+            ])
+            .unwrap_err()
+            .to_string();
+            assert!(error.contains("max-connections"), "{bad}: {error}");
+        }
     }
 
     #[test]

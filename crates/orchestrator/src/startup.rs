@@ -187,7 +187,10 @@ impl Application {
                     draining.notify_one();
                 }
             },
-            service_kit::HEADER_READ_TIMEOUT,
+            service_kit::Limits {
+                header_read_timeout: service_kit::HEADER_READ_TIMEOUT,
+                max_connections: config.max_connections,
+            },
         );
         let deadline = async {
             draining.notified().await;
