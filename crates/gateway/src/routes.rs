@@ -244,6 +244,9 @@ async fn receive_github_webhook(State(state): State<AppState>, request: Request)
 }
 
 fn runner_path(id: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    let Path(id) = id.map_err(|r| ApiError::bad_request(r.body_text()))?;
+    let Path(id) = id.map_err(|r| {
+        let refusal = service_kit::rejection::path(&r);
+        ApiError::new(refusal.status, refusal.code, refusal.message)
+    })?;
     runner_id_segment(&id)
 }

@@ -12,6 +12,8 @@
 //!   subcommand (Docker's HEALTHCHECK, with no curl in the image).
 //! - [`discard_body`]: reads and drops a refused request body, so the
 //!   client sees the 413 instead of a reset connection.
+//! - [`rejection`]: axum's rejections of a JSON body, query or path,
+//!   reworded in the API's words (no serde or Rust type names).
 //! - [`MAX_HEADERS`], [`MAX_HEAD_BYTES`]: the request-head limits of
 //!   [`serve`], so a proxy in front of a service can keep to them.
 
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 
+pub mod rejection;
 mod serve;
 
 pub use serve::{

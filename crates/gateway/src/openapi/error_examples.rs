@@ -42,7 +42,7 @@ pub(super) fn error_examples(operation: &str, status: &str) -> Vec<(&'static str
                 "Unreadable JSON",
                 orchestrator(
                     "invalid_request",
-                    "the body is not valid JSON: expected `,` or `}` at line 1, column 12",
+                    "the body is not valid JSON: expected `,` or `}` (line 1, column 12)",
                 ),
             ),
             (
@@ -57,7 +57,7 @@ pub(super) fn error_examples(operation: &str, status: &str) -> Vec<(&'static str
             "Unknown filter or value",
             orchestrator(
                 "invalid_request",
-                "`state` must be one of starting, idle, busy, finished, failed, removing; got `sleeping`",
+                "the query `state` must be one of starting, idle, busy, finished, failed, removing, not `sleeping`",
             ),
         )],
         ("get_runner" | "delete_runner", "400") => {
@@ -67,7 +67,7 @@ pub(super) fn error_examples(operation: &str, status: &str) -> Vec<(&'static str
             "Unreadable payload",
             orchestrator(
                 "invalid_request",
-                "unreadable workflow_job delivery: missing field `workflow_job` at line 1, column 42",
+                "unreadable workflow_job delivery: missing field `workflow_job` at line 1 column 42",
             ),
         )],
         ("receive_github_webhook", "404") => vec![(
@@ -125,7 +125,7 @@ pub(super) fn error_examples(operation: &str, status: &str) -> Vec<(&'static str
                 "Wrong type",
                 orchestrator(
                     "invalid_request",
-                    "`count` must be a whole number from 0 to 4294967295, not a string (line 1, column 14)",
+                    "the body `count` must be a whole number from 0 to 4294967295, not the string \"two\" (line 1, column 15)",
                 ),
             ),
             (

@@ -4,17 +4,17 @@
 
 use std::time::Duration;
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
 
-/// `axum::Json` with JSON errors: 400 for unreadable JSON, 422 for JSON of
-/// the wrong shape, 413 for a body over the limit, 415 without a JSON
-/// content type.
+/// `axum::Json` with JSON errors in the API's words: 400 for unreadable
+/// JSON, 422 for JSON of the wrong shape, 413 for a body over the limit,
+/// 415 without a JSON content type.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
@@ -28,31 +28,15 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Json(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+            Err(rejection) => Err(refused(service_kit::rejection::json(&rejection))),
         }
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    let status = rejection.status();
-    let text = rejection.body_text();
-    match rejection {
-        JsonRejection::JsonDataError(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", text)
-        }
-        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(text),
-        JsonRejection::MissingJsonContentType(_) => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send the body as JSON with Content-Type: application/json",
-        ),
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        ),
-        _ => ApiError::bad_request(text),
-    }
+/// A refusal of the request, in the API's words (see
+/// [`service_kit::rejection`]), as an [`ApiError`].
+fn refused(refusal: service_kit::rejection::Refusal) -> ApiError {
+    ApiError::new(refusal.status, refusal.code, refusal.message)
 }
 
 /// `axum::extract::Query` with JSON errors (400).
@@ -70,7 +54,7 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(v)| Query(v))
-            .map_err(|r: QueryRejection| ApiError::bad_request(r.body_text()))
+            .map_err(|r: QueryRejection| refused(service_kit::rejection::query(&r)))
     }
 }
 
@@ -89,7 +73,7 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(v)| Path(v))
-            .map_err(|r: PathRejection| ApiError::bad_request(r.body_text()))
+            .map_err(|r: PathRejection| refused(service_kit::rejection::path(&r)))
     }
 }
 
@@ -171,6 +155,7 @@ fn preferred_wait(headers: &HeaderMap) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     async fn extract<T: FromRequestParts<()>>(headers: &[(&str, &str)]) -> Result<T, T::Rejection> {
         let mut request = axum::http::Request::builder();
@@ -220,5 +205,89 @@ mod tests {
             wait(&[("prefer", "return=minimal"), ("prefer", "wait=1")]).await,
             Duration::from_secs(1)
         );
+    }
+
+    /// Words a client must never read: Rust's and serde's, not the API's.
+    const FOREIGN: [&str; 7] = [
+        "u32",
+        "i64",
+        "Failed to",
+        "invalid type",
+        "expected",
+        "struct ",
+        "Option<",
+    ];
+
+    /// Asserts `message` says `words` and nothing in [`FOREIGN`].
+    fn assert_in_api_words(message: &str, words: &str) {
+        assert!(message.contains(words), "{words:?} not in {message:?}");
+        for foreign in FOREIGN {
+            assert!(!message.contains(foreign), "{foreign:?} in {message:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn json_errors_are_in_the_apis_words() {
+        async fn create(body: &str) -> ApiError {
+            let request = axum::http::Request::builder()
+                .header("content-type", "application/json")
+                .body(axum::body::Body::from(body.to_owned()))
+                .unwrap();
+            Json::<api_types::CreateRunnersRequest>::from_request(request, &())
+                .await
+                .unwrap_err()
+        }
+        for (body, status, words) in [
+            (r#"{"count": "two"}"#, 422, "`count` must be a whole number"),
+            (r#"{"count": -1}"#, 422, "`count` must be a whole number"),
+            (
+                r#"{"count": 1, "runner_group_id": 1.5}"#,
+                422,
+                "`runner_group_id` must be a whole number",
+            ),
+            (
+                r#"{"count": 1, "labels": "gpu"}"#,
+                422,
+                "`labels` must be a list",
+            ),
+            (
+                r#"{"count": 1, "colour": "red"}"#,
+                422,
+                "has no field `colour`",
+            ),
+            (r#"{"labels": []}"#, 422, "needs `count`"),
+            (
+                r#"{"count": "#,
+                400,
+                "the body is not valid JSON: it ends too early (line 1, column 10)",
+            ),
+        ] {
+            let refused = create(body).await;
+            assert_eq!(refused.status.as_u16(), status, "{body}: {refused:?}");
+            assert_eq!(refused.code, "invalid_request", "{body}");
+            assert_in_api_words(&refused.message, words);
+        }
+    }
+
+    #[tokio::test]
+    async fn query_errors_are_in_the_apis_words() {
+        for (query, words) in [
+            (
+                "state=sleeping",
+                "`state` must be one of starting, idle, busy, finished, failed, removing, not `sleeping`",
+            ),
+            ("colour=red", "has no field `colour`"),
+        ] {
+            let (mut parts, ()) = axum::http::Request::builder()
+                .uri(format!("/runners?{query}"))
+                .body(())
+                .unwrap()
+                .into_parts();
+            let refused = Query::<api_types::ListRunnersQuery>::from_request_parts(&mut parts, &())
+                .await
+                .unwrap_err();
+            assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+            assert_in_api_words(&refused.message, words);
+        }
     }
 }
