@@ -394,13 +394,12 @@ impl Registry {
         let mut inner = self.lock();
         self.prune(&mut inner);
         let mut all: Vec<Runner> = inner.live.values().map(RunnerView::to_api).collect();
-        let live_names: HashSet<String> = all.iter().map(|r| r.id.clone()).collect();
         all.extend(
             inner
                 .history
                 .iter()
-                .map(|(_, r)| r.clone())
-                .filter(|r| !live_names.contains(&r.id)),
+                .filter(|(_, r)| !inner.live.contains_key(&r.id))
+                .map(|(_, r)| r.clone()),
         );
         all.retain(|r| {
             query.state.is_none_or(|s| r.state == s)
@@ -419,12 +418,22 @@ impl Registry {
         all
     }
 
-    /// How many runners are in each state.
+    /// How many runners are in each state, live and recent history (what
+    /// [`Self::list`] would show), counted in place: `/health` asks for it
+    /// on every probe, and copying and sorting the whole fleet for a count
+    /// made its cost grow with the fleet.
     pub fn counts(&self) -> BTreeMap<RunnerState, usize> {
+        let mut inner = self.lock();
+        self.prune(&mut inner);
         let mut counts: BTreeMap<RunnerState, usize> =
             RunnerState::ALL.iter().map(|s| (*s, 0)).collect();
-        for runner in self.list(&ListRunnersQuery::default()) {
-            *counts.entry(runner.state).or_default() += 1;
+        for view in inner.live.values() {
+            *counts.entry(view.state()).or_default() += 1;
+        }
+        for (_, runner) in &inner.history {
+            if !inner.live.contains_key(&runner.id) {
+                *counts.entry(runner.state).or_default() += 1;
+            }
         }
         counts
     }
