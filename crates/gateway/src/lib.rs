@@ -8,6 +8,7 @@
 //! - [`startup`]: [`startup::Application`], which binds, serves and shuts down.
 //! - [`routes`]: the proxied `/api/v1` endpoints and where each goes.
 //! - [`health`]: `/health`, `/healthz`, `/api/v1/health`.
+//! - [`index`]: `GET /`, pointing to the documentation.
 //! - [`proxy`]: the pooled client to the orchestrator and the forwarding.
 //! - [`auth`]: API keys.
 //! - [`rate_limit`]: per-client limits (tower_governor).
@@ -33,6 +34,7 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod health;
+pub mod index;
 pub mod openapi;
 pub mod proxy;
 pub mod rate_limit;
@@ -91,6 +93,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .merge(routes::webhooks())
         .merge(health::complete())
         .merge(health::probes())
+        .merge(index::router())
 }
 
 /// The whole app: routes, docs, fallbacks and middleware. `limit` and
@@ -119,6 +122,7 @@ pub fn app(
     let (api, _) = OpenApiRouter::new()
         .merge(routes::runners())
         .merge(health::complete())
+        .merge(index::router())
         .split_for_parts();
 
     let limited = api

@@ -124,6 +124,50 @@ async fn swagger_ui_and_redoc_are_served_from_the_binary() {
     assert!(config.contains("/openapi.json"), "{config}");
 }
 
+#[tokio::test]
+async fn the_root_points_to_the_docs_without_a_key() {
+    let upstream = TestUpstream::start().await;
+    let gw = TestGateway::spawn(&upstream.url, &[]);
+    // A browser is sent to Swagger UI.
+    let response = gw
+        .client
+        .get(gw.url("/"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 307);
+    assert_eq!(response.headers()["location"], "/docs/");
+    // Anything else gets the addresses.
+    let response = gw.client.get(gw.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let index: serde_json::Value = response.json().await.unwrap();
+    for (name, path) in [
+        ("docs", "/docs/"),
+        ("redoc", "/redoc"),
+        ("openapi", "/openapi.json"),
+        ("health", "/health"),
+    ] {
+        assert_eq!(index[name], path, "{index}");
+        let status = gw.client.get(gw.url(path)).send().await.unwrap().status();
+        assert_eq!(status, 200, "{path}");
+    }
+    let spec: serde_json::Value = gw
+        .client
+        .get(gw.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["paths"]["/"]["get"].is_object(), "GET / undocumented");
+    assert!(
+        upstream.received().is_empty(),
+        "GET / reached the orchestrator"
+    );
+}
+
 /// The first of `chromium` / `chromium-browser` found on `PATH`; `None`
 /// (the test is skipped, saying so) when there is none, except under
 /// `CI=true`, where CI installs Chromium and a missing one fails the test.
