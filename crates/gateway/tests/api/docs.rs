@@ -7,19 +7,17 @@ use std::time::Duration;
 
 use crate::helpers::{TestGateway, TestUpstream};
 
+/// The gateway's `/openapi.json`.
+async fn document(gw: &TestGateway) -> serde_json::Value {
+    let response = gw.client.get(gw.url("/openapi.json")).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
 #[tokio::test]
 async fn openapi_document_lists_every_path_schema_and_security_scheme() {
     let upstream = TestUpstream::start().await;
     let gw = TestGateway::spawn(&upstream.url, &[]);
-    let spec: serde_json::Value = gw
-        .client
-        .get(gw.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = document(&gw).await;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3."));
     let paths = spec["paths"].as_object().unwrap();
     for (path, methods) in [
@@ -152,15 +150,7 @@ async fn the_root_points_to_the_docs_without_a_key() {
         let status = gw.client.get(gw.url(path)).send().await.unwrap().status();
         assert_eq!(status, 200, "{path}");
     }
-    let spec: serde_json::Value = gw
-        .client
-        .get(gw.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec = document(&gw).await;
     assert!(spec["paths"]["/"]["get"].is_object(), "GET / undocumented");
     assert!(
         upstream.received().is_empty(),
