@@ -9,11 +9,11 @@ use gateway::startup::Application;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::process::ExitCode {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        let port = std::env::var("API_GATEWAY_PORT")
-            .ok()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(8080);
-        return match gateway::healthcheck(port, "/healthz").await {
+        let checked = match gateway::config::healthcheck_port() {
+            Ok(port) => gateway::healthcheck(port, "/healthz").await,
+            Err(e) => Err(e),
+        };
+        return match checked {
             Ok(()) => std::process::ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("unhealthy: {e}");

@@ -78,6 +78,31 @@ pub struct Upstream {
     max_body_bytes: usize,
 }
 
+/// The host and port of the orchestrator at `url`, which must be an
+/// `http://` or `https://` URL with a host and no query or fragment (its
+/// path is put in front of every forwarded one). The one check of
+/// `ORCHESTRATOR_URL`, at start-up.
+///
+/// # Errors
+/// What is wrong with `url`.
+pub fn authority_of(url: &reqwest::Url) -> Result<Authority, String> {
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err("must be an http:// or https:// URL".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("has no host")?;
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    Authority::try_from(authority).map_err(|e| e.to_string())
+}
+
 /// Why [`Upstream::new`] refused `ORCHESTRATOR_URL`.
 #[derive(Debug)]
 pub struct InvalidBase(String);
@@ -91,26 +116,17 @@ impl std::fmt::Display for InvalidBase {
 impl StdError for InvalidBase {}
 
 impl Upstream {
-    /// A client for the orchestrator at `base` (an `http://` or `https://`
-    /// URL, optionally with a path to put in front of every forwarded one).
+    /// A client for the orchestrator at `url` (see [`authority_of`]).
     ///
     /// # Errors
-    /// When `base` is not such a URL.
-    pub fn new(base: &str, timeout: Duration, max_body_bytes: usize) -> Result<Self, InvalidBase> {
-        let invalid = |why: &str| InvalidBase(format!("ORCHESTRATOR_URL={base}: {why}"));
-        let url = reqwest::Url::parse(base).map_err(|e| invalid(&e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-            return Err(invalid("must be an http:// or https:// URL"));
-        }
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(invalid("must not have a query or fragment"));
-        }
-        let host = url.host_str().ok_or_else(|| invalid("has no host"))?;
-        let authority = match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        };
-        let authority = Authority::try_from(authority).map_err(|e| invalid(&e.to_string()))?;
+    /// When `url` is not such a URL (the configuration checks it first).
+    pub fn new(
+        url: &reqwest::Url,
+        timeout: Duration,
+        max_body_bytes: usize,
+    ) -> Result<Self, InvalidBase> {
+        let authority = authority_of(url)
+            .map_err(|why| InvalidBase(format!("ORCHESTRATOR_URL={url}: {why}")))?;
         let scheme = if url.scheme() == "https" {
             Scheme::HTTPS
         } else {

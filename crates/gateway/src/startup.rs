@@ -3,7 +3,6 @@
 //! rate limiter, and shuts down gracefully when the given signal fires.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -27,7 +26,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// Checks the configuration, builds the app once (so a bad setting
+    /// Reads the API keys, builds the app once (so a bad setting
     /// fails here) and binds the listener. Must run inside a Tokio runtime
     /// (the rate limiter starts its clean-up task here).
     ///
@@ -36,7 +35,6 @@ impl Application {
     /// `API_AUTH` requires one, an unreadable `API_KEYS_FILE`, or a port
     /// that cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        config.validate().map_err(anyhow::Error::msg)?;
         let keys = ApiKeys::new(&config.accepted_keys().map_err(anyhow::Error::msg)?);
         if config.api_auth == ApiAuth::Disabled {
             warn!(
@@ -50,7 +48,7 @@ impl Application {
         );
         let request_ids = RequestIds::new();
         let _checked = make_app(&config, &keys, &limit, &request_ids)?;
-        let address = SocketAddr::new(config.host, config.port);
+        let address = config.listen_address();
         let listener = TcpListener::bind(address).await.with_context(|| {
             format!("cannot listen on {address} (API_GATEWAY_HOST/API_GATEWAY_PORT)")
         })?;
@@ -136,7 +134,7 @@ fn make_app(
 ) -> anyhow::Result<impl service_kit::HttpService<crate::ResponseBody> + use<>> {
     let upstream = Upstream::new(
         &config.orchestrator_url,
-        config.upstream_timeout(),
+        config.upstream_timeout,
         config.max_body_bytes,
     )
     .context("cannot build the HTTP client for ORCHESTRATOR_URL")?;

@@ -3,7 +3,9 @@
 
 use reqwest::Method;
 
-use crate::helpers::{KEY, TempFile, TestGateway, TestUpstream, error_code, refused_start};
+use crate::helpers::{
+    KEY, TempFile, TestGateway, TestUpstream, error_code, refused_start, refused_start_as,
+};
 
 #[tokio::test]
 async fn missing_and_wrong_keys_get_401_json_with_challenge() {
@@ -183,7 +185,7 @@ fn an_unreadable_or_empty_key_file_stops_the_start_naming_it() {
         let (status, stderr) = refused_start(&[("API_KEYS", ""), ("API_KEYS_FILE", path)]);
         assert!(!status.success(), "started with API_KEYS_FILE={path}");
         assert!(
-            stderr.contains(&format!("API_KEYS_FILE: cannot read {path}")),
+            stderr.contains(&format!("API_KEYS_FILE={path}: cannot read it")),
             "{stderr}"
         );
     }
@@ -194,4 +196,41 @@ fn an_unreadable_or_empty_key_file_stops_the_start_naming_it() {
         stderr.contains(&format!("API_KEYS_FILE={} holds none", empty.path())),
         "{stderr}"
     );
+}
+
+/// A key file that exists but the gateway's user may not read (mode 0600,
+/// another owner) stops the start with a message naming the file, the
+/// error, and what the file needs. As root (CI), the gateway runs as the
+/// image's user through `setpriv`; otherwise the file is made unreadable.
+#[test]
+fn a_key_file_the_gateway_may_not_read_says_what_it_needs() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let file = TempFile::with("k\n");
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let mode = if root { 0o600 } else { 0o000 };
+    std::fs::set_permissions(&file.0, std::fs::Permissions::from_mode(mode)).unwrap();
+    let runner: &[&str] = if root {
+        &[
+            "setpriv",
+            "--reuid=65532",
+            "--regid=65532",
+            "--clear-groups",
+        ]
+    } else {
+        &[]
+    };
+    let (status, stderr) =
+        refused_start_as(runner, &[("API_KEYS", ""), ("API_KEYS_FILE", file.path())]);
+    assert!(!status.success(), "started: {stderr}");
+    for words in [
+        &format!("API_KEYS_FILE={}: cannot read it", file.path()),
+        "Permission denied",
+        "uid 65532 in its image",
+        "0644",
+    ] {
+        assert!(stderr.contains(words), "{words:?} not in {stderr}");
+    }
+    if root {
+        assert!(stderr.contains("runs as uid 65532"), "{stderr}");
+    }
 }

@@ -56,7 +56,21 @@ pub(crate) struct TestGateway {
 /// The gateway's command in front of `orchestrator_url`, with
 /// `API_KEYS=KEY`, a generous rate limit, and `env` on top.
 fn command(orchestrator_url: &str, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gha-api-gateway"));
+    command_as(&[], orchestrator_url, env)
+}
+
+/// [`command`], run through `runner` (e.g. `setpriv` and its arguments)
+/// when it is not empty.
+fn command_as(runner: &[&str], orchestrator_url: &str, env: &[(&str, &str)]) -> Command {
+    let binary = env!("CARGO_BIN_EXE_gha-api-gateway");
+    let mut command = match runner {
+        [] => Command::new(binary),
+        [program, args @ ..] => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+    };
     for var in GATEWAY_VARS {
         command.env_remove(var);
     }
@@ -80,7 +94,15 @@ fn command(orchestrator_url: &str, env: &[(&str, &str)]) -> Command {
 /// Runs the gateway with `env` (as [`TestGateway::spawn`] would) when it is
 /// expected to refuse to start: its exit status and what it wrote to stderr.
 pub(crate) fn refused_start(env: &[(&str, &str)]) -> (std::process::ExitStatus, String) {
-    let mut child = command(&closed_upstream(), env)
+    refused_start_as(&[], env)
+}
+
+/// [`refused_start`], run through `runner` (see [`command_as`]).
+pub(crate) fn refused_start_as(
+    runner: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
+    let mut child = command_as(runner, &closed_upstream(), env)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn gha-api-gateway");
