@@ -44,11 +44,11 @@ pub fn json(rejection: &JsonRejection) -> Refusal {
     match rejection {
         JsonRejection::JsonDataError(_) => Refusal::invalid(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("the body {}", reword(after_colon(&text))),
+            json_document("the body", JsonFault::Shape, after_colon(&text)),
         ),
         JsonRejection::JsonSyntaxError(_) => Refusal::invalid(
             StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON: {}", syntax(after_colon(&text))),
+            json_document("the body", JsonFault::Syntax, after_colon(&text)),
         ),
         JsonRejection::MissingJsonContentType(_) => Refusal::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -64,6 +64,29 @@ pub fn json(rejection: &JsonRejection) -> Refusal {
             StatusCode::BAD_REQUEST,
             "the request body could not be read".into(),
         ),
+    }
+}
+
+/// What is wrong with a JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonFault {
+    /// It is not JSON (serde_json's `Syntax` and `Eof` categories).
+    Syntax,
+    /// It is JSON of the wrong shape (serde_json's `Data` category).
+    Shape,
+}
+
+/// serde_json's error about a JSON document the caller read itself (not
+/// through axum's `Json`), in the words [`json`] uses for a body, with
+/// `subject` ("the payload") as what the sentence is about: "the payload
+/// needs `workflow_job.id` (line 1, column 42)", "the payload is not valid
+/// JSON: it ends too early (line 1, column 60)". `error` is serde_json's
+/// message, with the field path `serde_path_to_error` puts in front when
+/// there is one.
+pub fn json_document(subject: &str, fault: JsonFault, error: &str) -> String {
+    match fault {
+        JsonFault::Shape => format!("{subject} {}", reword(error)),
+        JsonFault::Syntax => format!("{subject} is not valid JSON: {}", syntax(error)),
     }
 }
 
@@ -440,6 +463,26 @@ mod tests {
         assert_eq!(
             body,
             "the path must hold a whole number from 0 to 4294967295, not `abc`"
+        );
+    }
+
+    #[test]
+    fn documents_read_by_hand_are_worded_as_bodies_are() {
+        assert_eq!(
+            json_document(
+                "the payload",
+                JsonFault::Shape,
+                "workflow_job: missing field `id` at line 1 column 42"
+            ),
+            "the payload needs `workflow_job.id` (line 1, column 42)"
+        );
+        assert_eq!(
+            json_document(
+                "the payload",
+                JsonFault::Syntax,
+                "EOF while parsing a string at line 1 column 60"
+            ),
+            "the payload is not valid JSON: it ends too early (line 1, column 60)"
         );
     }
 

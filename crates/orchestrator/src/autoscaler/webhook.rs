@@ -56,11 +56,17 @@ impl PayloadFormat {
     /// [`PayloadError`] when the form has no `payload` field or the JSON is
     /// not a `T`.
     pub fn decode<T: DeserializeOwned>(self, body: &[u8]) -> Result<T, PayloadError> {
+        // serde_path_to_error names the field at fault (`workflow_job.id`),
+        // as axum's `Json` does for the API's bodies.
         match self {
-            PayloadFormat::Json => Ok(serde_json::from_slice(body)?),
+            PayloadFormat::Json => Ok(serde_path_to_error::deserialize(
+                &mut serde_json::Deserializer::from_slice(body),
+            )?),
             PayloadFormat::Form => {
                 let form: FormBody = serde_urlencoded::from_bytes(body)?;
-                Ok(serde_json::from_str(&form.payload)?)
+                Ok(serde_path_to_error::deserialize(
+                    &mut serde_json::Deserializer::from_str(&form.payload),
+                )?)
             }
         }
     }
@@ -72,15 +78,30 @@ struct FormBody {
     payload: String,
 }
 
-/// Why a signed delivery's payload could not be read.
+/// Why a signed delivery's payload could not be read. Its message is in
+/// the API's words (see [`service_kit::rejection`]), not serde's: it is the
+/// answer GitHub shows under the webhook's *Recent Deliveries*.
 #[derive(Debug, thiserror::Error)]
 pub enum PayloadError {
     /// The form body is not URL-encoded or has no `payload` field.
-    #[error("unreadable form body (GitHub puts the JSON in its `payload` field): {0}")]
+    #[error(
+        "the form {} (GitHub puts the JSON payload in its `payload` field)",
+        service_kit::rejection::reword(&.0.to_string())
+    )]
     Form(#[from] serde_urlencoded::de::Error),
     /// The JSON is not what the event should carry.
-    #[error("unreadable JSON payload: {0}")]
-    Json(#[from] serde_json::Error),
+    #[error("{}", json_fault(.0))]
+    Json(#[from] serde_path_to_error::Error<serde_json::Error>),
+}
+
+/// serde_json's error, with the field path in front, in the API's words.
+fn json_fault(error: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    use service_kit::rejection::{JsonFault, json_document};
+    let fault = match error.inner().classify() {
+        serde_json::error::Category::Data => JsonFault::Shape,
+        _ => JsonFault::Syntax,
+    };
+    json_document("the payload", fault, &error.to_string())
 }
 
 /// A `workflow_job` delivery, as far as we use it.
@@ -159,6 +180,14 @@ mod tests {
             .decode::<WorkflowJobEvent>(b"payload=%7Bnope")
             .unwrap_err();
         assert!(matches!(bad_json, PayloadError::Json(_)), "{bad_json}");
+        assert_eq!(
+            missing.to_string(),
+            "the form needs `payload` (GitHub puts the JSON payload in its `payload` field)"
+        );
+        assert_eq!(
+            bad_json.to_string(),
+            "the payload is not valid JSON: key must be a string (line 1, column 2)"
+        );
         // A JSON body sent as a form, or a form body sent as JSON, is unreadable.
         assert!(
             PayloadFormat::Form
@@ -171,6 +200,29 @@ mod tests {
                 .decode::<WorkflowJobEvent>(form.as_bytes())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_payload_of_the_wrong_shape_names_the_field_in_the_apis_words() {
+        for (payload, message) in [
+            (
+                r#"{"action":"queued","workflow_job":{"status":"queued","labels":[]},"repository":{"full_name":"a/b"}}"#,
+                "the payload needs `workflow_job.id` (line 1, column 65)",
+            ),
+            (
+                r#"{"action":"queued","workflow_job":{"id":"seven","status":"queued","labels":[]},"repository":{"full_name":"a/b"}}"#,
+                "the payload `workflow_job.id` must be a whole number from -9223372036854775808 to 9223372036854775807, not the string \"seven\" (line 1, column 47)",
+            ),
+            (
+                r#"{"action":"queued","workflow_job":{"id":7,"#,
+                "the payload is not valid JSON: it ends too early (line 1, column 42)",
+            ),
+        ] {
+            let error = PayloadFormat::Json
+                .decode::<WorkflowJobEvent>(payload.as_bytes())
+                .unwrap_err();
+            assert_eq!(error.to_string(), message, "{payload}");
+        }
     }
 
     #[test]
