@@ -217,7 +217,8 @@ impl From<OperationLost> for ApiError {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",
-            "the operation stopped without an outcome; GET /runners shows what exists",
+            // Clients read it through the gateway: the public path.
+            "the operation stopped without an outcome; GET /api/v1/runners shows what exists",
         )
     }
 }

@@ -88,7 +88,7 @@ async fn create_runners(
         let message = if key.is_some() {
             "the batch goes on after this answer; repeat the request with the same Idempotency-Key to wait for it again and get its outcome"
         } else {
-            "the batch goes on after this answer; GET /runners lists its runners once all have started (none if it fails and is rolled back); send an Idempotency-Key to be able to ask for its outcome"
+            "the batch goes on after this answer; GET /api/v1/runners lists its runners once all have started (none if it fails and is rolled back); send an Idempotency-Key to be able to ask for its outcome"
         };
         return Ok(accepted(OperationProgress {
             operation: OperationKind::CreateRunners,
@@ -255,7 +255,7 @@ async fn cleanup_runners(
             count: None,
             runners_started: None,
             runner: None,
-            message: "the reconcile pass goes on after this answer; what it removes shows in GET /runners".to_owned(),
+            message: "the reconcile pass goes on after this answer; what it removes shows in GET /api/v1/runners".to_owned(),
         }));
     };
     Ok(axum::Json(outcome?).into_response())
