@@ -12,9 +12,12 @@
 //! - [`health`]: the health documents of the orchestrator and the gateway.
 //! - [`webhooks`]: the answer to a GitHub webhook delivery.
 //! - [`error`]: the one error body every endpoint uses.
+//! - [`error_examples`]: an example error body per status and operation,
+//!   for both OpenAPI documents.
 
 pub mod cleanup;
 pub mod error;
+pub mod error_examples;
 pub mod health;
 pub mod runners;
 pub mod webhooks;

@@ -67,14 +67,32 @@ pub struct AppState {
 )]
 struct ApiDoc;
 
-/// The router and the OpenAPI document it implements.
-pub fn router_and_spec(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes, with the document their annotations make.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(runners::router())
         .merge(health::router())
         .merge(webhooks::router().layer(DefaultBodyLimit::max(WEBHOOK_MAX_BODY_BYTES)))
-        .split_for_parts();
-    (router.with_state(state), spec)
+}
+
+/// The document's error responses get an example body per status (see
+/// [`api_types::error_examples`], the table the gateway's document shares).
+fn with_error_examples(mut spec: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    api_types::error_examples::add(&mut spec, api_types::error_examples::orchestrator);
+    spec
+}
+
+/// The router and the OpenAPI document it implements.
+pub fn router_and_spec(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, spec) = routes().split_for_parts();
+    (router.with_state(state), with_error_examples(spec))
+}
+
+/// The whole OpenAPI document (without serving anything), as
+/// `/openapi.json` serves it.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, spec) = routes().split_for_parts();
+    with_error_examples(spec)
 }
 
 /// The whole app: routes, `/openapi.json`, fallback, and the middleware
@@ -141,4 +159,108 @@ async fn refuse_declared_oversize(
         .into_response();
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use api_types::ErrorBody;
+    use api_types::error_examples::orchestrator;
+
+    use super::ApiError;
+    use crate::github::GitHubError;
+    use crate::runners::{FleetError, OperationLost};
+
+    #[test]
+    fn every_error_status_has_its_own_examples_with_its_codes() {
+        let spec = serde_json::to_value(super::openapi_document()).unwrap();
+        let checked = api_types::error_examples::check(&spec).unwrap();
+        assert!(checked > 25, "only {checked} examples");
+        let create = &spec["paths"]["/runners/create"]["post"]["responses"];
+        assert_eq!(
+            create["409"]["content"]["application/json"]["example"]["error"]["code"],
+            "capacity_exceeded"
+        );
+    }
+
+    /// The body the orchestrator answers for `error`.
+    fn said(error: impl Into<ApiError>) -> ErrorBody {
+        let error = error.into();
+        ErrorBody::new(error.code, error.message)
+    }
+
+    /// The shared table says what this code says: the examples are the
+    /// orchestrator's words, not a paraphrase that drifts.
+    #[test]
+    fn the_examples_are_what_the_orchestrator_answers() {
+        let runner = "gha-runner-k3j9x2mq";
+        for (operation, status, summary, answer) in [
+            ("create_runners", "500", "No outcome", said(OperationLost)),
+            (
+                "create_runners",
+                "409",
+                "No free slot",
+                said(FleetError::Capacity { free: 1, max: 10 }),
+            ),
+            (
+                "delete_runner",
+                "409",
+                "Busy",
+                said(FleetError::Busy(runner.into())),
+            ),
+            (
+                "get_runner_status",
+                "404",
+                "No such runner",
+                said(FleetError::NotFound(runner.into())),
+            ),
+            (
+                "create_runners",
+                "422",
+                "Image not allowed",
+                said(FleetError::ImageNotAllowed("alpine:latest".into())),
+            ),
+            (
+                "create_runners",
+                "422",
+                "Unknown repository",
+                said(GitHubError::NotFound("repository sandbox/missing".into())),
+            ),
+            (
+                "create_runners",
+                "422",
+                "Idempotency-Key reused",
+                said(ApiError::idempotency_key_reused()),
+            ),
+            (
+                "create_runners",
+                "502",
+                "GitHub failed",
+                said(GitHubError::Unauthorized),
+            ),
+            (
+                "create_runners",
+                "503",
+                "GitHub rate limit",
+                said(GitHubError::RateLimited {
+                    resource: "core".into(),
+                    wait: Duration::from_secs(120),
+                }),
+            ),
+            (
+                "receive_github_webhook",
+                "503",
+                "Shutting down",
+                said(FleetError::ShuttingDown),
+            ),
+        ] {
+            let examples = orchestrator(operation, status);
+            let example = examples
+                .iter()
+                .find(|(s, _)| *s == summary)
+                .unwrap_or_else(|| panic!("{operation} {status}: no {summary:?}"));
+            assert_eq!(example.1, answer, "{operation} {status} {summary}");
+        }
+    }
 }

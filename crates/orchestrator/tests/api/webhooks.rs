@@ -169,6 +169,12 @@ async fn another_content_type_is_refused_with_415_and_changes_nothing() {
         );
     }
     assert!(post["responses"]["415"].is_object(), "{post}");
+    // With an example of the 415 this test met.
+    assert_eq!(
+        post["responses"]["415"]["content"]["application/json"]["example"]["error"]["code"],
+        "unsupported_media_type",
+        "{post}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,6 +191,34 @@ async fn a_delivery_we_could_not_read_is_processed_when_it_comes_again() {
     let (status, body) = deliver(&env, json, "d-400", &payload[..payload.len() / 2]).await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "unreadable workflow_job delivery: the payload is not valid JSON: it ends too early (line 1, column"
+        ),
+        "{message}"
+    );
+    // Whole, but without the job's id: the field is named, in the API's
+    // words rather than serde's.
+    let no_id = json!({
+        "action": "queued",
+        "workflow_job": {"run_id": 43, "status": "queued", "labels": ["self-hosted"]},
+        "repository": {"full_name": REPO}
+    })
+    .to_string();
+    let (status, body) = deliver(&env, json, "d-400", &no_id).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(
+            "unreadable workflow_job delivery: the payload needs `workflow_job.id` (line 1, column"
+        ),
+        "{message}"
+    );
+    for serde_words in ["missing field", " at line "] {
+        assert!(!message.contains(serde_words), "{message}");
+    }
     assert_no_runner_made(&env).await;
     // The same delivery, whole: handled, then a duplicate.
     let (status, body) = deliver(&env, json, "d-400", &payload).await;
