@@ -18,6 +18,7 @@
 //! a job before any container starts.
 
 pub mod jobs;
+pub mod pending;
 pub mod plan;
 pub mod poller;
 pub mod webhook;
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 pub use jobs::{Delivery, DeliveryClaim, JobBook, JobEntry, JobReport, JobStatus};
+use pending::PendingCreates;
 
 use crate::github::{GitHubError, WorkflowJob};
 use crate::runners::request::BatchPlan;
@@ -74,6 +76,8 @@ pub struct Autoscaler {
     wake: Notify,
     /// The labels autoscaled runners register with.
     runner_labels: Vec<String>,
+    /// Creates asked for by a tick and not finished yet.
+    pending: PendingCreates,
 }
 
 impl Autoscaler {
@@ -85,6 +89,7 @@ impl Autoscaler {
             jobs: JobBook::default(),
             wake: Notify::new(),
             runner_labels,
+            pending: PendingCreates::default(),
         }
     }
 
@@ -168,14 +173,16 @@ impl Autoscaler {
         }
     }
 
-    /// Scales every tick (or when woken) until `stop`; each tick is a
-    /// `beat`. Run only when [`Self::enabled`].
+    /// Scales every tick, or at once when a job is recorded or a slot
+    /// frees up, until `stop`; each tick is a `beat`. Run only when [`Self::enabled`].
     pub async fn run(&self, stop: CancellationToken, beat: Beat) {
         loop {
             self.tick().await;
             beat.pass();
             tokio::select! {
                 _ = self.wake.notified() => {}
+                // A runner gone is a slot a queued job may be waiting for.
+                _ = self.fleet.registry.slot_freed() => {}
                 _ = tokio::time::sleep(TICK) => {}
                 _ = stop.cancelled() => return,
             }
@@ -194,6 +201,10 @@ impl Autoscaler {
         // order): a job that just started can then only be missed for one
         // tick, never counted twice (queued *and* holding a runner), which
         // would create a runner too many.
+        // Creates under way before the runners: a create that ends in
+        // between is then counted twice (one tick asks for one runner too
+        // few), never missed (which would ask for a runner too many).
+        let pending = self.pending.by_scope();
         let live = self.fleet.registry.live();
         let queued = self.jobs.queued();
         let default_scope = config.default_scope();
@@ -205,6 +216,7 @@ impl Autoscaler {
                 min_idle: config.min_idle_runners as usize,
                 idle_timeout: config.runner_idle_timeout,
                 free_slots: self.fleet.registry.free_slots(),
+                pending: &pending,
             },
             tokio::time::Instant::now(),
         );
@@ -219,14 +231,30 @@ impl Autoscaler {
             .iter()
             .filter_map(|name| live.iter().find(|v| &v.record.name == name))
             .collect();
-        let creates = decided
-            .creates
-            .into_iter()
-            .map(|(scope, for_job)| self.create_one(scope, for_job));
-        tokio::join!(join_all(creates), self.remove_idle(&idle));
+        for (scope, for_job) in decided.creates {
+            self.start_create(scope, for_job);
+        }
+        self.remove_idle(&idle).await;
     }
 
-    async fn create_one(&self, scope: Scope, for_job: Option<i64>) {
+    /// Starts creating one runner and returns without waiting for it: the
+    /// create is an operation of its own (shutdown waits for it rather
+    /// than cutting it between GitHub and Docker), counted as under way
+    /// until it ends, and its outcome is logged by a task of its own.
+    fn start_create(&self, scope: Scope, for_job: Option<i64>) {
+        let under_way = self.pending.begin(scope.clone(), for_job);
+        let create = self.create_runner(scope.clone(), for_job);
+        self.fleet.operations.spawn(async move {
+            create.await;
+            drop(under_way);
+        });
+    }
+
+    fn create_runner(
+        &self,
+        scope: Scope,
+        for_job: Option<i64>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let config = &self.fleet.config;
         let plan = BatchPlan {
             count: 1,
@@ -237,25 +265,25 @@ impl Autoscaler {
             for_job,
             autoscaled: true,
         };
-        // An operation of its own: shutdown waits for it rather than
-        // cutting it between GitHub and Docker.
         let create = self.fleet.start_create(plan);
-        match create.operation.outcome().await {
-            Ok(Ok(runners)) => {
-                info!(runner = %runners[0].id, scope = %scope, job = ?for_job, "runner created on demand");
-            }
-            Ok(Err(e)) => match &*e {
-                FleetError::Capacity { .. }
-                | FleetError::ShuttingDown
-                | FleetError::GitHub(GitHubError::RateLimited { .. }) => {
-                    debug!(scope = %scope, job = ?for_job, "runner creation deferred (capacity, shutdown or GitHub rate limit)");
+        async move {
+            match create.operation.outcome().await {
+                Ok(Ok(runners)) => {
+                    info!(runner = %runners[0].id, scope = %scope, job = ?for_job, "runner created on demand");
                 }
-                e => {
-                    warn!(scope = %scope, job = ?for_job, error = %e, "could not create a runner on demand; retrying next tick")
+                Ok(Err(e)) => match &*e {
+                    FleetError::Capacity { .. }
+                    | FleetError::ShuttingDown
+                    | FleetError::GitHub(GitHubError::RateLimited { .. }) => {
+                        debug!(scope = %scope, job = ?for_job, "runner creation deferred (capacity, shutdown or GitHub rate limit)");
+                    }
+                    e => {
+                        warn!(scope = %scope, job = ?for_job, error = %e, "could not create a runner on demand; retrying next tick")
+                    }
+                },
+                Err(lost) => {
+                    warn!(scope = %scope, job = ?for_job, error = %lost, "could not create a runner on demand; retrying next tick")
                 }
-            },
-            Err(lost) => {
-                warn!(scope = %scope, job = ?for_job, error = %lost, "could not create a runner on demand; retrying next tick")
             }
         }
     }

@@ -24,6 +24,9 @@ pub struct Settings<'a> {
     pub idle_timeout: Duration,
     /// Free slots under `MAX_RUNNERS` right now.
     pub free_slots: usize,
+    /// Creates asked for and not finished yet, by scope, with the job each
+    /// is for: supply as much as the runners that can take a job.
+    pub pending: &'a BTreeMap<Scope, Vec<Option<i64>>>,
 }
 
 /// What to do this tick.
@@ -72,20 +75,22 @@ pub fn plan(
             .iter()
             .filter(|v| &v.record.scope == scope && v.available())
             .collect();
+        let pending = settings.pending.get(scope).map_or(&[][..], Vec::as_slice);
         let wanted = jobs.len() + pool;
-        let deficit = wanted.saturating_sub(available.len());
-        let surplus = available.len().saturating_sub(wanted);
+        let supply = available.len() + pending.len();
+        let deficit = wanted.saturating_sub(supply);
+        let surplus = supply.saturating_sub(wanted);
         if deficit > 0 {
             let count = deficit.min(free);
             free -= count;
             plan.waiting += deficit - count;
-            // A job a starting runner was made for is covered already.
+            // A job a starting runner, or a create under way, was made for
+            // is covered already.
             let uncovered = jobs
                 .iter()
                 .filter(|job| {
-                    !available
-                        .iter()
-                        .any(|r| r.record.for_job == Some(job.report.id))
+                    let id = Some(job.report.id);
+                    !available.iter().any(|r| r.record.for_job == id) && !pending.contains(&id)
                 })
                 .map(|job| Some(job.report.id))
                 .chain(std::iter::repeat(None));
@@ -168,13 +173,42 @@ mod tests {
         view
     }
 
+    /// No create under way.
+    static NONE_PENDING: BTreeMap<Scope, Vec<Option<i64>>> = BTreeMap::new();
+
     fn settings(free_slots: usize) -> Settings<'static> {
         Settings {
             default_scope: None,
             min_idle: 0,
             idle_timeout: Duration::from_secs(300),
             free_slots,
+            pending: &NONE_PENDING,
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn creates_under_way_count_as_supply_and_cover_their_jobs() {
+        let queued = [job(1), job(2), job(3)];
+        // A create for job 2 and one for the warm pool are under way: job 2
+        // is covered, and one more runner (not two) is needed for 1 and 3.
+        let pending = BTreeMap::from([(scope(), vec![Some(2), None])]);
+        let under_way = Settings {
+            pending: &pending,
+            ..settings(10)
+        };
+        let planned = plan(&queued, &[], &under_way, Instant::now());
+        assert_eq!(planned.creates, [(scope(), Some(1))]);
+        // Covered in full: nothing more is asked for.
+        let pending = BTreeMap::from([(scope(), vec![Some(1), Some(2), Some(3)])]);
+        let covered = Settings {
+            pending: &pending,
+            ..settings(10)
+        };
+        assert!(
+            plan(&queued, &[], &covered, Instant::now())
+                .creates
+                .is_empty()
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 // Tokio's clock, so that paused time in tests moves idle times too.
 use tokio::time::Instant;
 
@@ -201,6 +202,10 @@ pub struct Registry {
     inner: Mutex<Inner>,
     max_runners: usize,
     history_for: Duration,
+    /// Told whenever a slot under the cap frees up (a runner leaves the live
+    /// set, a reservation is given back), so that the scaler fills it at
+    /// once instead of at its next tick.
+    freed: Notify,
 }
 
 /// Slots reserved for a create; released on drop unless turned into runners.
@@ -226,6 +231,7 @@ impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if self.slots > 0 {
             self.registry.lock().reserved -= self.slots;
+            self.registry.freed.notify_one();
         }
     }
 }
@@ -290,7 +296,14 @@ impl Registry {
             inner: Mutex::default(),
             max_runners,
             history_for,
+            freed: Notify::new(),
         }
+    }
+
+    /// Completes when a slot has been freed since the last call (or is
+    /// freed from now on): what the scaler waits on beside its tick.
+    pub async fn slot_freed(&self) {
+        self.freed.notified().await;
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -458,9 +471,13 @@ impl Registry {
         let mut inner = self.lock();
         let present: HashSet<&str> = containers.iter().map(|c| c.record.name.as_str()).collect();
         let in_flight = inner.in_flight.clone();
+        let before = inner.live.len();
         inner
             .live
             .retain(|name, _| present.contains(name.as_str()) || in_flight.contains(name));
+        if inner.live.len() < before {
+            self.freed.notify_one();
+        }
         for container in containers {
             match inner.live.get_mut(&container.record.name) {
                 Some(view) => {
@@ -496,6 +513,7 @@ impl Registry {
     pub fn retire(&self, name: &str) {
         let mut inner = self.lock();
         if let Some(mut view) = inner.live.remove(name) {
+            self.freed.notify_one();
             view.removing = false;
             view.updated_at = Utc::now();
             let mut runner = view.to_api();
@@ -511,7 +529,9 @@ impl Registry {
 
     /// Drops a live runner without history (deleted on request).
     pub fn forget(&self, name: &str) {
-        self.lock().live.remove(name);
+        if self.lock().live.remove(name).is_some() {
+            self.freed.notify_one();
+        }
     }
 
     fn prune(&self, inner: &mut Inner) {
@@ -677,6 +697,28 @@ mod tests {
             (a.state, a.exit_code, a.container_id),
             (RunnerState::Failed, Some(1), None)
         );
+    }
+
+    #[tokio::test]
+    async fn a_runner_leaving_wakes_whoever_waits_for_a_slot() {
+        let registry = Registry::new(1, Duration::from_secs(60));
+        registry.sync_with_docker(&[container("a", true, None)]);
+        let waiting = registry.slot_freed();
+        tokio::pin!(waiting);
+        assert!(
+            futures::poll!(waiting.as_mut()).is_pending(),
+            "nothing freed yet"
+        );
+        registry.retire("a");
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("retiring a runner frees its slot");
+        // A reservation given back frees its slot too.
+        let reservation = registry.reserve(1).unwrap();
+        drop(reservation);
+        tokio::time::timeout(Duration::from_secs(1), registry.slot_freed())
+            .await
+            .expect("a dropped reservation frees its slot");
     }
 
     #[test]
