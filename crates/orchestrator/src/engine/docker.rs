@@ -223,6 +223,24 @@ impl DockerEngine {
         }
     }
 
+    /// Removes the lease volume, whoever it names.
+    async fn remove_lease(&self, docker: &Docker) -> Result<(), DockerError> {
+        let name = lease::volume_name(&self.owner.instance);
+        match self
+            .timed(
+                "remove volume",
+                docker.remove_volume(
+                    &name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                ),
+            )
+            .await
+        {
+            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The holder the lease volume names, `None` when there is no lease.
     async fn lease_holder(&self, docker: &Docker) -> Result<Option<Holder>, DockerError> {
         let name = lease::volume_name(&self.owner.instance);
@@ -566,7 +584,7 @@ impl ContainerEngine for DockerEngine {
                 Claim::Refuse(holder) => return Ok(Claim::Refuse(holder)),
                 Claim::Take if holder != me => {
                     warn!(previous = %holder.describe(), "taking over the lease of an orchestrator that is gone");
-                    self.release_lease().await?;
+                    self.remove_lease(docker).await?;
                 }
                 Claim::Take => return Ok(Claim::Take),
             }
@@ -591,20 +609,13 @@ impl ContainerEngine for DockerEngine {
 
     async fn release_lease(&self) -> Result<(), DockerError> {
         let docker = self.client().await?;
-        let name = lease::volume_name(&self.owner.instance);
-        match self
-            .timed(
-                "remove volume",
-                docker.remove_volume(
-                    &name,
-                    None::<bollard::query_parameters::RemoveVolumeOptions>,
-                ),
-            )
-            .await
-        {
-            Ok(()) | Err(DockerError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e),
+        // Only our own: one that started while Docker was away holds none,
+        // and must not remove the lease of another that took the id since.
+        match self.lease_holder(docker).await? {
+            Some(holder) if holder == self.this_holder(docker).await => {}
+            _ => return Ok(()),
         }
+        self.remove_lease(docker).await
     }
 
     async fn image_digest(&self, image: &str) -> Result<Option<String>, DockerError> {
