@@ -119,6 +119,7 @@ impl Reconciler {
         let in_flight = fleet.registry.in_flight();
         report.in_flight = in_flight.iter().cloned().collect();
         report.in_flight.sort();
+        let listed_at = tokio::time::Instant::now();
         let containers = match fleet.engine.list_runners().await {
             Ok(c) => c,
             Err(e) => {
@@ -126,7 +127,7 @@ impl Reconciler {
                 return report;
             }
         };
-        fleet.registry.sync_with_docker(&containers);
+        fleet.registry.sync_with_docker(&containers, listed_at);
         for runners in listings.values() {
             fleet.registry.apply_github(runners);
         }

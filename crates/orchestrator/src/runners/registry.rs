@@ -69,6 +69,9 @@ pub struct RunnerView {
     pub reason: Option<String>,
     /// When its state last changed.
     pub updated_at: DateTime<Utc>,
+    /// When this process first knew it (filled by a create, or adopted):
+    /// a listing of containers begun before then cannot show it.
+    pub known_since: Instant,
 }
 
 impl RunnerView {
@@ -93,6 +96,7 @@ impl RunnerView {
             job: None,
             reason: None,
             updated_at: Utc::now(),
+            known_since: Instant::now(),
         }
     }
 
@@ -464,17 +468,23 @@ impl Registry {
         }
     }
 
-    /// Brings the live set in line with Docker: adopts containers we did not
-    /// know (a previous run's survivors), drops views whose container is
-    /// gone (unless being created right now).
-    pub fn sync_with_docker(&self, containers: &[RunnerContainer]) {
+    /// Brings the live set in line with Docker's listing of *all* our
+    /// containers, begun at `listed_at`: adopts containers we did not know
+    /// (a previous run's survivors), drops views whose container is gone.
+    /// A view the listing could not show is kept: one being created right
+    /// now, or one this process came to know after the listing began (a
+    /// create that finished meanwhile; dropping it would free its slot while
+    /// its container runs, and the scaler would pass `MAX_RUNNERS`).
+    pub fn sync_with_docker(&self, containers: &[RunnerContainer], listed_at: Instant) {
         let mut inner = self.lock();
         let present: HashSet<&str> = containers.iter().map(|c| c.record.name.as_str()).collect();
         let in_flight = inner.in_flight.clone();
         let before = inner.live.len();
-        inner
-            .live
-            .retain(|name, _| present.contains(name.as_str()) || in_flight.contains(name));
+        inner.live.retain(|name, view| {
+            present.contains(name.as_str())
+                || in_flight.contains(name)
+                || view.known_since >= listed_at
+        });
         if inner.live.len() < before {
             self.freed.notify_one();
         }
@@ -488,6 +498,16 @@ impl Registry {
                 }
                 None => inner.insert_live(RunnerView::from_container(container)),
             }
+        }
+    }
+
+    /// Adds one container found in Docker to the live set, if it is not
+    /// there yet; nothing else changes (unlike [`Self::sync_with_docker`],
+    /// which takes the whole listing).
+    pub fn adopt(&self, container: &RunnerContainer) {
+        let mut inner = self.lock();
+        if !inner.live.contains_key(&container.record.name) {
+            inner.insert_live(RunnerView::from_container(container));
         }
     }
 
@@ -605,7 +625,7 @@ mod tests {
     #[test]
     fn overlapping_removals_unmark_the_runner_when_the_last_ends() {
         let registry = Registry::new(5, Duration::from_secs(60));
-        registry.sync_with_docker(&[container("a", true, None)]);
+        registry.sync_with_docker(&[container("a", true, None)], Instant::now());
         let delete = registry.begin_removal("a");
         let pass = registry.begin_removal("a");
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Removing);
@@ -620,7 +640,7 @@ mod tests {
     fn a_runner_seen_during_its_removal_shows_it() {
         let registry = Registry::new(5, Duration::from_secs(60));
         let removing = registry.begin_removal("a");
-        registry.sync_with_docker(&[container("a", true, None)]);
+        registry.sync_with_docker(&[container("a", true, None)], Instant::now());
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Removing);
         drop(removing);
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Starting);
@@ -629,7 +649,7 @@ mod tests {
     #[test]
     fn a_finished_removal_leaves_nothing_behind() {
         let registry = Registry::new(5, Duration::from_secs(60));
-        registry.sync_with_docker(&[container("a", true, None)]);
+        registry.sync_with_docker(&[container("a", true, None)], Instant::now());
         let removing = registry.begin_removal("a");
         registry.forget("a");
         drop(removing);
@@ -640,7 +660,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancelled_operation_releases_every_mark() {
         let registry = Arc::new(Registry::new(2, Duration::from_secs(60)));
-        registry.sync_with_docker(&[container("a", true, None)]);
+        registry.sync_with_docker(&[container("a", true, None)], Instant::now());
         let (marked, is_marked) = tokio::sync::oneshot::channel();
         let operation = tokio::spawn({
             let registry = registry.clone();
@@ -667,7 +687,7 @@ mod tests {
     #[test]
     fn states_follow_github_and_docker() {
         let registry = Registry::new(5, Duration::from_secs(60));
-        registry.sync_with_docker(&[container("a", true, None)]);
+        registry.sync_with_docker(&[container("a", true, None)], Instant::now());
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Starting);
         let gh = GitHubRunner {
             id: 1,
@@ -689,7 +709,7 @@ mod tests {
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Busy);
         assert!(!registry.get_live("a").unwrap().available());
         assert_eq!(registry.get_live("a").unwrap().idle_since, None);
-        registry.sync_with_docker(&[container("a", false, Some(1))]);
+        registry.sync_with_docker(&[container("a", false, Some(1))], Instant::now());
         assert_eq!(registry.get("a").unwrap().state, RunnerState::Failed);
         registry.retire("a");
         let a = registry.get("a").unwrap();
@@ -702,7 +722,7 @@ mod tests {
     #[tokio::test]
     async fn a_runner_leaving_wakes_whoever_waits_for_a_slot() {
         let registry = Registry::new(1, Duration::from_secs(60));
-        registry.sync_with_docker(&[container("a", true, None)]);
+        registry.sync_with_docker(&[container("a", true, None)], Instant::now());
         let waiting = registry.slot_freed();
         tokio::pin!(waiting);
         assert!(
@@ -722,9 +742,39 @@ mod tests {
     }
 
     #[test]
+    fn a_listing_begun_before_a_runner_was_known_does_not_drop_it() {
+        let registry = Registry::new(2, Duration::from_secs(60));
+        let listed_at = Instant::now();
+        // A create finishes after the listing began: the listing has only "a".
+        std::thread::sleep(Duration::from_millis(2));
+        registry.adopt(&container("new", true, None));
+        registry.sync_with_docker(&[container("a", true, None)], listed_at);
+        assert!(
+            registry.get_live("new").is_some(),
+            "kept: the listing could not show it"
+        );
+        assert_eq!(registry.free_slots(), 0);
+        // A later listing without it is proof it is gone.
+        registry.sync_with_docker(&[container("a", true, None)], Instant::now());
+        assert!(registry.get_live("new").is_none());
+    }
+
+    #[test]
+    fn adopting_one_container_leaves_the_others() {
+        let registry = Registry::new(5, Duration::from_secs(60));
+        registry.sync_with_docker(
+            &[container("a", true, None), container("b", true, None)],
+            Instant::now(),
+        );
+        registry.adopt(&container("c", false, Some(0)));
+        assert_eq!(registry.live().len(), 3);
+        assert_eq!(registry.free_slots(), 2);
+    }
+
+    #[test]
     fn history_expires() {
         let registry = Registry::new(5, Duration::ZERO);
-        registry.sync_with_docker(&[container("a", false, Some(0))]);
+        registry.sync_with_docker(&[container("a", false, Some(0))], Instant::now());
         registry.retire("a");
         std::thread::sleep(Duration::from_millis(5));
         assert!(registry.get("a").is_none());

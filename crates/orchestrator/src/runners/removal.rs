@@ -33,8 +33,7 @@ impl Fleet {
                 // Maybe a container the registry has not seen yet.
                 match self.engine.inspect_runner(name).await? {
                     Some(c) => {
-                        self.registry
-                            .sync_with_docker(&self.engine.list_runners().await?);
+                        self.registry.adopt(&c);
                         super::RunnerView::from_container(&c)
                     }
                     None => return Err(FleetError::NotFound(name.to_owned())),
@@ -172,8 +171,9 @@ impl Fleet {
         }
         let code = container.exit_code;
         if self.registry.get_live(name).is_none() {
-            self.registry
-                .sync_with_docker(std::slice::from_ref(&container));
+            // Only this one: a listing of one container is no proof that
+            // the others are gone (taking it as one freed their slots).
+            self.registry.adopt(&container);
         }
         let mut trigger_pull = false;
         self.registry.update(name, |view| {
