@@ -206,9 +206,8 @@ pub struct Registry {
     inner: Mutex<Inner>,
     max_runners: usize,
     history_for: Duration,
-    /// Told whenever a slot under the cap frees up (a runner leaves the live
-    /// set, a reservation is given back), so that the scaler fills it at
-    /// once instead of at its next tick.
+    /// Told whenever a runner leaves the live set, so that the scaler fills
+    /// its slot at once instead of at its next tick.
     freed: Notify,
 }
 
@@ -234,8 +233,10 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         if self.slots > 0 {
+            // Not a `freed` signal: slots given back by a create that
+            // failed would wake the scaler straight into the same failure.
+            // The next tick takes them.
             self.registry.lock().reserved -= self.slots;
-            self.registry.freed.notify_one();
         }
     }
 }
@@ -733,12 +734,14 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), waiting)
             .await
             .expect("retiring a runner frees its slot");
-        // A reservation given back frees its slot too.
+        // A reservation given back (a create that failed) wakes nobody: a
+        // scaler woken by it would retry into the same failure at once.
         let reservation = registry.reserve(1).unwrap();
         drop(reservation);
-        tokio::time::timeout(Duration::from_secs(1), registry.slot_freed())
-            .await
-            .expect("a dropped reservation frees its slot");
+        assert_eq!(registry.free_slots(), 1);
+        let waiting = registry.slot_freed();
+        tokio::pin!(waiting);
+        assert!(futures::poll!(waiting.as_mut()).is_pending());
     }
 
     #[test]
