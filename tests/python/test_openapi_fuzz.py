@@ -115,6 +115,10 @@ def services(tmp_path_factory):
         names = docker("ps", "-aq", "--filter", f"label=dev.gha-runners.instance=fuzz-{test_id}").split()
         if names:
             docker("rm", "-f", *names)
+        # The orchestrator's lease on its id, left by the kill above.
+        volumes = docker("volume", "ls", "-q", "--filter", f"label=dev.gha-runners.instance=fuzz-{test_id}").split()
+        if volumes:
+            docker("volume", "rm", "-f", *volumes)
         docker("network", "rm", network)
 
 
