@@ -26,7 +26,7 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::engine::{RunnerContainer, RunnerLabels};
+use crate::engine::{DockerError, RunnerContainer, RunnerLabels};
 use crate::github::GitHubRunner;
 use crate::github::client::DeleteOutcome;
 use crate::runners::registry::ContainerPhase;
@@ -130,6 +130,29 @@ impl Reconciler {
         fleet.registry.sync_with_docker(&containers, listed_at);
         for runners in listings.values() {
             fleet.registry.apply_github(runners);
+        }
+
+        // 3b. Containers created and never started, whose create is not in
+        //     flight here: a process that stopped between creating and
+        //     starting them (a crash mid-create). Their JIT configuration is
+        //     unused, so finish the create; left as they are, they would
+        //     count as starting runners until the registration timeout
+        //     while the jobs they stand for wait.
+        let in_flight_now = fleet.registry.in_flight();
+        for container in containers
+            .iter()
+            .filter(|c| c.created_only && !in_flight_now.contains(&c.record.name))
+        {
+            let name = &container.record.name;
+            match fleet.engine.start(name).await {
+                // 304: started meanwhile.
+                Ok(()) | Err(DockerError::Api { status: 304, .. }) => {
+                    info!(runner = %name, "started a runner whose create was cut short between creating and starting its container");
+                }
+                Err(e) => report.warnings.push(format!(
+                    "could not start runner {name}, created and never started: {e}"
+                )),
+            }
         }
 
         // 4. Exited containers.
@@ -531,6 +554,23 @@ mod tests {
             let live = fleet.registry.live();
             assert_eq!(live.len(), 1);
             assert_eq!(live[0].state(), api_types::RunnerState::Idle);
+        }
+
+        #[tokio::test]
+        async fn a_container_created_and_never_started_is_started() {
+            let (fleet, fakes) = testing::fleet();
+            // A crash between `docker create` and `docker start`.
+            let mut cut_short = container("gha-runner-cut", 1, Utc::now(), None);
+            cut_short.running = false;
+            cut_short.created_only = true;
+            fakes.add_container(cut_short);
+            fakes.add_registration(registration(1, "gha-runner-cut", "offline", false));
+
+            let report = Reconciler::new(fleet).pass().await;
+
+            assert!(report.removed.is_empty(), "{:?}", report.removed);
+            let started = fakes.containers.lock().unwrap()["gha-runner-cut"].clone();
+            assert!(started.running && !started.created_only, "{started:?}");
         }
 
         #[tokio::test]
