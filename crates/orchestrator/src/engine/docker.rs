@@ -241,6 +241,22 @@ impl DockerEngine {
         }
     }
 
+    /// Every container (running or not) carrying all of `labels`
+    /// (`key=value` filters).
+    async fn containers_labelled(
+        &self,
+        labels: Vec<String>,
+    ) -> Result<Vec<bollard::models::ContainerSummary>, DockerError> {
+        let docker = self.client().await?;
+        let filters = HashMap::from([("label", labels)]);
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        self.timed("list containers", docker.list_containers(Some(options)))
+            .await
+    }
+
     /// The holder the lease volume names, `None` when there is no lease.
     async fn lease_holder(&self, docker: &Docker) -> Result<Option<Holder>, DockerError> {
         let name = lease::volume_name(&self.owner.instance);
@@ -464,15 +480,7 @@ impl ContainerEngine for DockerEngine {
     }
 
     async fn list_runners(&self) -> Result<Vec<RunnerContainer>, DockerError> {
-        let docker = self.client().await?;
-        let filters = HashMap::from([("label", self.owner.filter())]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let summaries = self
-            .timed("list containers", docker.list_containers(Some(options)))
-            .await?;
+        let summaries = self.containers_labelled(self.owner.filter()).await?;
         Ok(summaries
             .into_iter()
             .filter_map(|s| {
@@ -558,14 +566,8 @@ impl ContainerEngine for DockerEngine {
     }
 
     async fn foreign_runners(&self) -> Result<Vec<String>, DockerError> {
-        let docker = self.client().await?;
-        let filters = HashMap::from([("label", self.owner.same_id_filter())]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
         let summaries = self
-            .timed("list containers", docker.list_containers(Some(options)))
+            .containers_labelled(self.owner.same_id_filter())
             .await?;
         Ok(summaries
             .into_iter()
