@@ -46,6 +46,7 @@ fn github_routes() -> Router<AppState> {
         .merge(routes::runners::router())
         .merge(routes::runs::router())
         .merge(routes::meta::router())
+        .merge(routes::apps::router())
 }
 
 /// GitHub labels its JSON `application/json; charset=utf-8`; axum's `Json` says only

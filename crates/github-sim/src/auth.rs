@@ -1,4 +1,5 @@
-//! Token authentication: `Authorization: Bearer <token>` (or `token <token>`).
+//! Token authentication: `Authorization: Bearer <token>` (or `token <token>`). GitHub
+//! Apps' JWTs and installation tokens are told apart in `crate::apps`.
 
 use axum::http::{HeaderMap, header};
 use secrecy::{ExposeSecret, SecretString};
@@ -11,14 +12,19 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Index of the configured token the request presents, if any.
-pub(crate) fn identify(headers: &HeaderMap, tokens: &[SecretString]) -> Option<usize> {
+/// The credential of `Authorization: Bearer <credential>` (or `token <credential>`).
+pub(crate) fn credential(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, credential) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") && !scheme.eq_ignore_ascii_case("token") {
         return None;
     }
-    let credential = credential.trim();
+    Some(credential.trim())
+}
+
+/// Index of the configured token the request presents, if any.
+pub(crate) fn identify(headers: &HeaderMap, tokens: &[SecretString]) -> Option<usize> {
+    let credential = credential(headers)?;
     tokens
         .iter()
         .position(|t| constant_time_eq(t.expose_secret().as_bytes(), credential.as_bytes()))

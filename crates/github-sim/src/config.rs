@@ -94,6 +94,44 @@ pub struct SimConfig {
     /// A connected runner that has not polled for this long goes offline (its job fails).
     #[arg(long, env = "SIM_RUNNER_OFFLINE_AFTER_MS", default_value_t = 3000)]
     pub runner_offline_after_ms: u64,
+
+    /// A GitHub App the simulator knows, by id (with `--app-public-key-file`). More can be
+    /// added at run time (`POST /_sim/apps`).
+    #[arg(long, env = "SIM_APP_ID", requires = "app_public_key_file")]
+    pub app_id: Option<u64>,
+
+    /// The public key (PEM) of `--app-id`, which checks the signatures of its JWTs.
+    #[arg(long, env = "SIM_APP_PUBLIC_KEY_FILE", requires = "app_id")]
+    pub app_public_key_file: Option<PathBuf>,
+
+    /// An owner (user or organization) `--app-id` is installed on (repeatable; env is
+    /// comma-separated). It must exist (`--org` or the owner of a `--repo`).
+    #[arg(
+        long = "app-installation",
+        env = "SIM_APP_INSTALLATIONS",
+        value_delimiter = ',',
+        requires = "app_id"
+    )]
+    pub app_installations: Vec<String>,
+
+    /// How long an installation token lives, in seconds (GitHub: 3600). Changeable at run
+    /// time (`PATCH /_sim/settings`).
+    #[arg(
+        long,
+        env = "SIM_INSTALLATION_TOKEN_LIFETIME_SECONDS",
+        default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..=3600)
+    )]
+    pub installation_token_lifetime_seconds: u64,
+
+    /// Hourly `core` budget of each installation; 0: GitHub's rule (5,000, plus 50 per
+    /// repository of the owner beyond 20, at most 12,500).
+    #[arg(
+        long,
+        env = "SIM_INSTALLATION_RATE_LIMIT_PER_HOUR",
+        default_value_t = 0
+    )]
+    pub installation_rate_limit_per_hour: u64,
 }
 
 fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -103,7 +141,8 @@ fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
 impl SimConfig {
     /// A configuration for in-process tests: listens on `listen`, accepts the token
     /// `test-token`, 5000 core and 10000 registration requests per hour, no owners (push
-    /// into `repos`/`orgs`), no webhooks, plain HTTP, no listing lag, no concurrency limit.
+    /// into `repos`/`orgs`), no webhooks, plain HTTP, no listing lag, no concurrency limit,
+    /// no GitHub App (set `app_id` and `app_public_key_file`, or use `POST /_sim/apps`).
     ///
     /// For HTTPS, set [`SimConfig::tls_cert_file`] and [`SimConfig::tls_key_file`] to PEM
     /// files (e.g. a leaf for `127.0.0.1`/`localhost` signed by a CA the test makes with
@@ -125,6 +164,11 @@ impl SimConfig {
             tls_cert_file: None,
             tls_key_file: None,
             runner_offline_after_ms: 3000,
+            app_id: None,
+            app_public_key_file: None,
+            app_installations: Vec::new(),
+            installation_token_lifetime_seconds: 3600,
+            installation_rate_limit_per_hour: 0,
         }
     }
 }
@@ -153,9 +197,34 @@ mod tests {
         assert_eq!(config.repos, ["o/r"]);
         assert_eq!(config.orgs, ["acme"]);
         assert_eq!(config.rate_limit_per_hour, 5000);
+        assert_eq!(config.installation_token_lifetime_seconds, 3600);
+        assert!(config.app_id.is_none());
         assert_eq!(config.registration_rate_limit_per_hour, 10_000);
         assert_eq!(config.webhook_content_type, WebhookContentType::Json);
         assert!(!format!("{config:?}").contains("\"a\""));
+    }
+
+    #[test]
+    fn an_app_comes_with_its_key() {
+        let base = ["github-sim", "--listen", "127.0.0.1:0"];
+        let no_key = [&base[..], &["--app-id", "7"]].concat();
+        assert!(SimConfig::try_parse_from(no_key).is_err());
+        let no_app = [&base[..], &["--app-installation", "acme"]].concat();
+        assert!(SimConfig::try_parse_from(no_app).is_err());
+        let app = [
+            &base[..],
+            &["--app-id", "7", "--app-public-key-file", "k.pem"],
+            &["--app-installation", "acme", "--app-installation", "octo"],
+        ]
+        .concat();
+        let config = SimConfig::try_parse_from(app).unwrap();
+        assert_eq!(config.app_installations, ["acme", "octo"]);
+        let too_long = [
+            &base[..],
+            &["--installation-token-lifetime-seconds", "3601"],
+        ]
+        .concat();
+        assert!(SimConfig::try_parse_from(too_long).is_err());
     }
 
     #[test]

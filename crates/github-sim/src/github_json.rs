@@ -1,5 +1,6 @@
 //! JSON views of world objects in GitHub's schemas: `runner`, `job`, `workflow-run`,
-//! `minimal-repository`, `simple-user`, and the webhook `organization`.
+//! `minimal-repository`, `simple-user`, `installation`, `installation-token`, and the
+//! webhook `organization`.
 //!
 //! Every field a schema requires is present (the conformance test in
 //! `tests/api/schemas.rs` checks them against GitHub's published description).
@@ -7,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use crate::apps::{App, Installation};
 use crate::world::{
     DEFAULT_GROUP_ID, DEFAULT_GROUP_NAME, Job, JobStatus, Owner, Repo, Run, Runner, World,
     timestamp,
@@ -66,6 +68,68 @@ fn simple_user(api: &str, login: &str, id: u64, kind: &str) -> Value {
 pub(crate) fn owner(world: &World, owner: &Owner) -> Value {
     let kind = if owner.is_org { "Organization" } else { "User" };
     simple_user(&world.api_url, &owner.login, owner.id, kind)
+}
+
+/// The permissions the simulated Apps are granted: what runners need, for repositories
+/// (Administration, Actions: read) and organizations (Self-hosted runners).
+fn app_permissions() -> Value {
+    json!({
+        "actions": "read",
+        "administration": "write",
+        "metadata": "read",
+        "organization_self_hosted_runners": "write",
+    })
+}
+
+/// The `installation` schema.
+pub(crate) fn installation(world: &World, app: &App, installation: &Installation) -> Value {
+    let owner = world.owners.get(&installation.owner_key);
+    let account = owner.map_or(Value::Null, |o| self::owner(world, o));
+    let (target_id, login, is_org) = owner.map_or((0, "", false), |o| (o.id, &*o.login, o.is_org));
+    let html_url = if is_org {
+        format!(
+            "https://github.com/organizations/{login}/settings/installations/{}",
+            installation.id
+        )
+    } else {
+        format!(
+            "https://github.com/settings/installations/{}",
+            installation.id
+        )
+    };
+    let created = timestamp(installation.created_at);
+    json!({
+        "id": installation.id,
+        "account": account,
+        "repository_selection": "all",
+        "access_tokens_url": format!("{}/app/installations/{}/access_tokens", world.api_url, installation.id),
+        "repositories_url": format!("{}/installation/repositories", world.api_url),
+        "html_url": html_url,
+        "app_id": app.id,
+        "client_id": app.client_id,
+        "app_slug": app.slug,
+        "target_id": target_id,
+        "target_type": if is_org { "Organization" } else { "User" },
+        "permissions": app_permissions(),
+        "events": ["workflow_job"],
+        "created_at": created,
+        "updated_at": created,
+        "single_file_name": null,
+        "has_multiple_single_files": false,
+        "single_file_paths": [],
+        "suspended_by": null,
+        "suspended_at": null,
+    })
+}
+
+/// The `installation-token` schema (`POST /app/installations/{id}/access_tokens`).
+pub(crate) fn installation_token(token: &str, expires_at: DateTime<Utc>) -> Value {
+    json!({
+        "token": token,
+        "expires_at": timestamp(expires_at),
+        "permissions": app_permissions(),
+        "repository_selection": "all",
+    })
 }
 
 /// The `simple-user` that webhooks name as `sender` and runs as `actor`.

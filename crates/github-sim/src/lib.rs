@@ -6,7 +6,9 @@
 //! schemas (checked against the published OpenAPI description by `tests/api/schemas.rs`),
 //! weak ETags, request ids, the `User-Agent` rule, `Link` headers, separate rate-limit
 //! buckets and a secondary limit, a lagging search-backed run listing, form or JSON webhooks
-//! with both signatures, and faults that lose an answer after the request was applied.
+//! with both signatures, faults that lose an answer after the request was applied, and
+//! GitHub Apps (JWTs checked as GitHub checks them, installations, installation tokens that
+//! expire).
 //!
 //! Start it in-process with [`spawn`] (tests) or with the `github-sim` binary. For HTTPS
 //! (a GitHub Enterprise Server behind a private CA), set [`SimConfig::tls_cert_file`] and
@@ -22,10 +24,12 @@
 //! - `app`: shared state and the router that assembles the surfaces.
 //! - `surface`: middleware in front of GitHub's surface (request id, `User-Agent`, stats,
 //!   concurrency limit, faults, auth, rate-limit buckets).
-//! - `routes::runners`, `routes::runs`, `routes::meta`: GitHub's endpoints.
+//! - `routes::runners`, `routes::runs`, `routes::meta`, `routes::apps`: GitHub's endpoints.
 //! - `routes::control`: the `/_sim` control API; `routes::runner_protocol`: `/_runner`.
 //! - `world`: the in-memory state and its rules (assignment, liveness, single-use JIT).
 //! - `github_json`: GitHub's JSON schemas for world objects.
+//! - `apps`: GitHub Apps, their installations, the JWT check and installation tokens;
+//!   `routes::apps` serves the App endpoints.
 //! - `auth`, `rate_limit`, `faults`, `error`: what their names say.
 //! - [`webhooks`]: payloads, signing ([`sign_webhook`], [`sign_webhook_sha1`]), the ordered
 //!   sender, redeliveries.
@@ -35,6 +39,7 @@
 //! - [`telemetry`]: tracing set-up and the shutdown signal shared by the binaries.
 
 mod app;
+mod apps;
 mod auth;
 pub mod config;
 mod connection;

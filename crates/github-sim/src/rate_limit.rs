@@ -1,4 +1,4 @@
-//! Primary rate limits: an hourly budget per token and bucket (`core`,
+//! Primary rate limits: an hourly budget per caller (token, installation, App) and bucket (`core`,
 //! `actions_runner_registration`), and the `x-ratelimit-*` headers that describe one.
 
 use std::collections::HashMap;
@@ -71,7 +71,8 @@ struct Bucket {
     used: u64,
 }
 
-/// Usage keyed by caller (`token#N` or `unauthenticated`, never the token itself) and
+/// Usage keyed by caller (`token#N`, `installation#ID`, `app#ID` or `unauthenticated`,
+/// never the credential itself) and
 /// bucket. The limits are not kept here: they are settings, passed in on each call.
 #[derive(Debug, Default)]
 pub(crate) struct RateLimiter {
@@ -150,9 +151,27 @@ impl World {
     pub(crate) fn rate_limit(&self, key: &str, resource: Resource) -> u64 {
         match resource {
             _ if key == UNAUTHENTICATED => UNAUTHENTICATED_LIMIT,
-            Resource::Core => self.settings.rate_limit_per_hour,
+            Resource::Core => match key.strip_prefix("installation#") {
+                Some(id) => self.installation_rate_limit(id.parse().unwrap_or(0)),
+                None => self.settings.rate_limit_per_hour,
+            },
             Resource::ActionsRunnerRegistration => self.settings.registration_rate_limit_per_hour,
         }
+    }
+
+    /// The hourly `core` budget of installation `id`: the setting, or GitHub's rule for
+    /// installations (5,000, plus 50 per repository of the owner beyond 20, at most 12,500).
+    pub(crate) fn installation_rate_limit(&self, id: u64) -> u64 {
+        if self.settings.installation_rate_limit_per_hour > 0 {
+            return self.settings.installation_rate_limit_per_hour;
+        }
+        let repositories = self.apps.installations.get(&id).map_or(0, |i| {
+            self.repos
+                .values()
+                .filter(|r| r.owner_key == i.owner_key)
+                .count() as u64
+        });
+        (5000 + 50 * repositories.saturating_sub(20)).min(12_500)
     }
 
     /// The state of `key`'s `resource` bucket.

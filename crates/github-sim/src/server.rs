@@ -74,12 +74,33 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
     }
 }
 
+/// Registers `--app-id` with its public key and installs it on `--app-installation`s.
+fn register_app(world: &mut World, config: &SimConfig) -> io::Result<()> {
+    let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidInput, message);
+    let (Some(app_id), Some(key_file)) = (config.app_id, &config.app_public_key_file) else {
+        if config.app_id.is_some() || !config.app_installations.is_empty() {
+            return Err(invalid(
+                "give app_id with app_public_key_file (and installations only with both)".into(),
+            ));
+        }
+        return Ok(());
+    };
+    let pem = std::fs::read(key_file)
+        .map_err(|e| invalid(format!("--app-public-key-file {}: {e}", key_file.display())))?;
+    world.apps.add_app(app_id, &pem).map_err(invalid)?;
+    for owner in &config.app_installations {
+        world.install_app(app_id, owner.trim()).map_err(invalid)?;
+    }
+    Ok(())
+}
+
 /// Binds `config.listen` and serves the simulator in background tasks: HTTPS only when
 /// `tls_cert_file` and `tls_key_file` are set, else HTTP.
 ///
 /// # Errors
 /// The address cannot be bound, a `--repo`/`--org` value is malformed, only one of the TLS
-/// files is given, or they cannot be read or do not fit (`InvalidInput`).
+/// files is given, or they cannot be read or do not fit, or the App's key cannot be read or
+/// an installation names an unknown owner (`InvalidInput`).
 pub async fn spawn(config: SimConfig) -> io::Result<RunningSim> {
     let acceptor = match (&config.tls_cert_file, &config.tls_key_file) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
@@ -117,6 +138,7 @@ pub async fn spawn(config: SimConfig) -> io::Result<RunningSim> {
         outbox,
     )
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    register_app(&mut world, &config)?;
     if let Some(url) = &config.webhook_url {
         world.emit_ping(url);
     }

@@ -10,6 +10,8 @@ use crate::config::SimConfig;
 
 /// The longest listing lag accepted (a day): longer is surely a mistake.
 const MAX_LAG_SECONDS: u64 = 86_400;
+/// The longest installation token lifetime accepted: GitHub's hour.
+pub(crate) const MAX_TOKEN_LIFETIME_SECONDS: u64 = 3600;
 
 /// How webhook bodies are encoded, as a GitHub hook's `content_type` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -54,6 +56,11 @@ pub(crate) struct Settings {
     pub(crate) rate_limit_per_hour: u64,
     /// Hourly budget of the `actions_runner_registration` bucket, per token.
     pub(crate) registration_rate_limit_per_hour: u64,
+    /// How long an installation token lives (GitHub: an hour); tests shorten it to seconds.
+    pub(crate) installation_token_lifetime_seconds: u64,
+    /// Hourly `core` budget of each installation; 0: GitHub's rule (5,000, plus 50 per
+    /// repository of the owner beyond 20, at most 12,500).
+    pub(crate) installation_rate_limit_per_hour: u64,
 }
 
 impl Settings {
@@ -65,6 +72,8 @@ impl Settings {
             max_concurrent_requests: config.max_concurrent_requests,
             rate_limit_per_hour: config.rate_limit_per_hour,
             registration_rate_limit_per_hour: config.registration_rate_limit_per_hour,
+            installation_token_lifetime_seconds: config.installation_token_lifetime_seconds,
+            installation_rate_limit_per_hour: config.installation_rate_limit_per_hour,
         }
     }
 
@@ -76,6 +85,8 @@ impl Settings {
             "max_concurrent_requests": self.max_concurrent_requests,
             "rate_limit_per_hour": self.rate_limit_per_hour,
             "registration_rate_limit_per_hour": self.registration_rate_limit_per_hour,
+            "installation_token_lifetime_seconds": self.installation_token_lifetime_seconds,
+            "installation_rate_limit_per_hour": self.installation_rate_limit_per_hour,
         })
     }
 
@@ -109,6 +120,18 @@ impl Settings {
                 "rate_limit_per_hour" => next.rate_limit_per_hour = count(key, value)?,
                 "registration_rate_limit_per_hour" => {
                     next.registration_rate_limit_per_hour = count(key, value)?;
+                }
+                "installation_token_lifetime_seconds" => {
+                    let lifetime = count(key, value)?;
+                    if !(1..=MAX_TOKEN_LIFETIME_SECONDS).contains(&lifetime) {
+                        return Err(format!(
+                            "{key} must be from 1 to {MAX_TOKEN_LIFETIME_SECONDS}"
+                        ));
+                    }
+                    next.installation_token_lifetime_seconds = lifetime;
+                }
+                "installation_rate_limit_per_hour" => {
+                    next.installation_rate_limit_per_hour = count(key, value)?;
                 }
                 other => {
                     let known = known_keys(&self.to_json());
@@ -154,6 +177,8 @@ mod tests {
             json!({"max_concurrent_requests": "2"}),
             json!({"nope": 1}),
             json!({"run_listing_lag_seconds": MAX_LAG_SECONDS + 1}),
+            json!({"installation_token_lifetime_seconds": 0}),
+            json!({"installation_token_lifetime_seconds": 3601}),
         ] {
             assert!(settings.patch(&bad).is_err(), "{bad}");
             assert_eq!(settings, before, "{bad}");

@@ -1,6 +1,7 @@
 //! The middleware in front of GitHub's surface, in the order GitHub's edge and API apply
 //! them: request id, stats, `User-Agent`, the secondary limit on concurrent requests,
-//! injected faults (before), API version, auth, the rate-limit bucket of the route, the
+//! injected faults (before), API version, auth (a token, an installation token, or an App's
+//! JWT, each only where GitHub accepts it), the rate-limit bucket of the route, the
 //! handler, injected faults (after), and the `x-ratelimit-*` headers of that bucket.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use rand::Rng;
 
 use crate::app::AppState;
+use crate::apps::{Caller, JWT_UNDECODABLE, TokenCheck, looks_like_jwt};
 use crate::auth;
 use crate::connection::ConnectionHandle;
 use crate::error::{DOCS_PRIMARY_RATE, DOCS_SECONDARY_RATE, GitHubError};
@@ -45,6 +47,72 @@ fn request_id() -> String {
         rng.random_range(0..0x1000_0000u32),
         now_secs() & 0xFFFF_FFFF,
     )
+}
+
+/// Who the request authenticates as: `Ok(None)` without a credential we know, `Err` with
+/// GitHub's answer for one it refuses (a JWT that fails a check, an expired installation
+/// token).
+fn identify(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<Caller>, GitHubError> {
+    if let Some(index) = auth::identify(headers, &state.tokens) {
+        return Ok(Some(Caller::Token(index)));
+    }
+    let Some(credential) = auth::credential(headers) else {
+        return Ok(None);
+    };
+    let world = state.world();
+    if looks_like_jwt(credential) {
+        let now = i64::try_from(now_secs()).unwrap_or(i64::MAX);
+        return match world.apps.verify_jwt(credential, now) {
+            Ok(app) => Ok(Some(Caller::App(app))),
+            Err(message) => Err(GitHubError::new(StatusCode::UNAUTHORIZED, message)),
+        };
+    }
+    match world.apps.check_token(credential, chrono::Utc::now()) {
+        TokenCheck::Valid(caller) => Ok(Some(caller)),
+        TokenCheck::Expired => Err(GitHubError::bad_credentials()),
+        TokenCheck::Unknown => Ok(None),
+    }
+}
+
+/// Routes that take an App's JWT, and only that: `/app…` and the installation look-ups.
+fn is_app_route(template: &str) -> bool {
+    template == "/app" || template.starts_with("/app/") || template.ends_with("/installation")
+}
+
+/// The owner a path is about (`/repos/{owner}/…`, `/orgs/{org}/…`, `/users/{user}/…`).
+fn owner_in_path(path: &str) -> Option<&str> {
+    let path = path.strip_prefix("/api/v3").unwrap_or(path);
+    let mut segments = path.split('/').skip(1);
+    match segments.next()? {
+        "repos" | "orgs" | "users" => segments.next().filter(|s| !s.is_empty()),
+        _ => None,
+    }
+}
+
+/// Why a caller may not make this request, if it may not: a JWT opens only the App routes
+/// (and `/rate_limit`), the App routes need a JWT, and an installation token opens only its
+/// own account.
+fn refusal(caller: &Caller, template: &str, path: &str) -> Option<GitHubError> {
+    if template == "/rate_limit" {
+        return None;
+    }
+    match caller {
+        Caller::App(_) if !is_app_route(template) => Some(GitHubError::new(
+            StatusCode::FORBIDDEN,
+            "Resource not accessible by integration",
+        )),
+        Caller::App(_) => None,
+        _ if is_app_route(template) => {
+            Some(GitHubError::new(StatusCode::UNAUTHORIZED, JWT_UNDECODABLE))
+        }
+        Caller::Installation { owner_key, .. } => owner_in_path(path)
+            .filter(|owner| !owner.eq_ignore_ascii_case(owner_key))
+            .map(|_| GitHubError::not_found()),
+        Caller::Token(_) => None,
+    }
 }
 
 fn with_rate_headers(mut response: Response, snapshot: Snapshot) -> Response {
@@ -122,7 +190,9 @@ async fn guarded(state: &AppState, mut request: Request, next: Next, request_id:
         .extensions()
         .get::<ConnectInfo<ConnectionHandle>>()
         .map(|c| c.0.clone());
-    let key = auth::identify(request.headers(), &state.tokens).map(|i| format!("token#{i}"));
+    let identified = identify(state, request.headers());
+    let caller = identified.as_ref().ok().cloned().flatten();
+    let key = caller.as_ref().map(Caller::key);
     let snapshot_key = key.clone().unwrap_or_else(|| UNAUTHENTICATED.to_owned());
 
     let (_in_flight, in_flight) = InFlight::enter(&state.in_flight);
@@ -188,9 +258,12 @@ async fn guarded(state: &AppState, mut request: Request, next: Next, request_id:
         None => None,
     };
 
-    let Some(key) = key else {
+    let (Some(key), Some(caller)) = (key, caller) else {
+        let refused = identified
+            .err()
+            .unwrap_or_else(GitHubError::bad_credentials);
         let snapshot = state.world().rate_count(UNAUTHENTICATED, Resource::Core);
-        return with_rate_headers(GitHubError::bad_credentials().into_response(), snapshot);
+        return with_rate_headers(refused.into_response(), snapshot);
     };
 
     if let Some(version) = request.headers().get("x-github-api-version") {
@@ -217,17 +290,26 @@ async fn guarded(state: &AppState, mut request: Request, next: Next, request_id:
     let snapshot = match snapshot {
         Ok(snapshot) => snapshot,
         Err(snapshot) => {
-            let user_id = key.trim_start_matches("token#").parse::<u64>().unwrap_or(0) + 1;
+            let who = match &caller {
+                Caller::Token(index) => format!("user ID {}", index + 1),
+                Caller::Installation { id, .. } => format!("installation ID {id}"),
+                Caller::App(id) => format!("integration ID {id}"),
+            };
             let error = GitHubError::new(
                 StatusCode::FORBIDDEN,
-                format!("API rate limit exceeded for user ID {user_id}. If you reach out to GitHub Support for help, please include the request ID {request_id}."),
+                format!("API rate limit exceeded for {who}. If you reach out to GitHub Support for help, please include the request ID {request_id}."),
             )
             .with_docs(DOCS_PRIMARY_RATE);
             return with_rate_headers(error.into_response(), snapshot);
         }
     };
 
+    if let Some(error) = refusal(&caller, &template, &path) {
+        return with_rate_headers(error.into_response(), snapshot);
+    }
+
     request.extensions_mut().insert(CallerKey(key.clone()));
+    request.extensions_mut().insert(caller);
     let response = next.run(request).await;
 
     if let Some(fault) = after {

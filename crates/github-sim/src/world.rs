@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::Notify;
 
+use crate::apps::Apps;
 use crate::faults::Faults;
 use crate::protocol::{AssignedJob, RunnerMessage};
 use crate::rate_limit::RateLimiter;
@@ -224,6 +225,8 @@ pub(crate) struct World {
     next_run_id: u64,
     next_label_id: u64,
     pub(crate) rate: RateLimiter,
+    /// GitHub Apps, their installations and the installation tokens handed out.
+    pub(crate) apps: Apps,
     /// What `PATCH /_sim/settings` may change at run time.
     pub(crate) settings: Settings,
     pub(crate) faults: Faults,
@@ -273,6 +276,7 @@ impl World {
             next_run_id: 9_000_001,
             next_label_id: 1,
             rate: RateLimiter::default(),
+            apps: Apps::default(),
             settings,
             faults: Faults::default(),
             stats: Stats::default(),

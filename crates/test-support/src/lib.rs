@@ -12,12 +12,14 @@
 //! - [`docker_proxy`]: a cuttable proxy in front of the Docker socket.
 //! - [`http_load`]: an in-process HTTP/1.1 load generator (benchmark and
 //!   load tests).
+//! - [`keys`]: RSA key pairs for the GitHub App tests, made at test time.
 //! - [`wait`]: polling with a deadline instead of blind sleeps.
 
 pub mod docker_guard;
 pub mod docker_proxy;
 pub mod http_load;
 pub mod images;
+pub mod keys;
 pub mod wait;
 
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ use std::path::PathBuf;
 pub use docker_guard::TestDocker;
 pub use docker_proxy::DockerProxy;
 pub use images::{ensure_base_image, ensure_sim_runner_image, workspace_binary};
+pub use keys::RsaKeyPair;
 pub use wait::wait_for;
 
 /// The repository's root directory.

@@ -1,5 +1,5 @@
 //! The control API under `/_sim` (no auth, no `User-Agent` needed, not counted): jobs,
-//! runners, stats, faults, webhooks, settings.
+//! runners, stats, faults, webhooks, settings, GitHub Apps and their installations.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -32,6 +32,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/webhooks", post(control_webhooks).get(list_deliveries))
         .route("/webhooks/redeliver", post(redeliver_webhook))
         .route("/settings", get(get_settings).patch(patch_settings))
+        .route("/apps", post(create_app).get(list_apps))
+        .route("/apps/{id}/installations", post(create_installation))
 }
 
 fn invalid(message: impl Into<String>) -> GitHubError {
@@ -180,7 +182,8 @@ async fn list_runners(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// `GET /_sim/stats`: call counts, the first token's `core` budget (`rate_limit`) and all
-/// its buckets (`rate_limits`), requests in flight, webhook counters.
+/// its buckets (`rate_limits`), requests in flight, webhook counters, and the installation
+/// tokens handed out (per installation id, and in all).
 async fn get_stats(State(state): State<AppState>) -> Json<Value> {
     let mut world = state.world();
     let rate = world.rate_snapshot("token#0", Resource::Core);
@@ -193,6 +196,10 @@ async fn get_stats(State(state): State<AppState>) -> Json<Value> {
         "in_flight": state.in_flight.load(Ordering::SeqCst),
         "rate_limit": {"limit": rate.limit, "used": rate.used, "remaining": rate.remaining, "reset": rate.reset},
         "rate_limits": {"core": rate.to_json(), "actions_runner_registration": registration.to_json()},
+        "installation_tokens_issued": world.apps.tokens_issued.iter()
+            .map(|(id, n)| (id.to_string(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
+        "installation_tokens_issued_total": world.apps.tokens_issued.values().sum::<u64>(),
         "webhooks": {"sent": hooks.sent, "failed": hooks.failed, "dropped": hooks.dropped,
                      "duplicated": hooks.duplicated, "corrupted": hooks.corrupted,
                      "redelivered": hooks.redelivered},
@@ -316,4 +323,105 @@ async fn patch_settings(
 /// `GET /_sim/webhooks` → every delivery attempt, in order.
 async fn list_deliveries(State(state): State<AppState>) -> Json<Value> {
     Json(serde_json::to_value(&state.world().webhooks.log).unwrap_or_default())
+}
+
+/// An App as `/_sim/apps` shows it: ids, and each installation with its account, the
+/// tokens handed out and its `core` budget (never a token or a key).
+fn app_view(world: &mut World, app_id: u64) -> Value {
+    let (client_id, slug) = world
+        .apps
+        .app(app_id)
+        .map(|a| (a.client_id.clone(), a.slug.clone()))
+        .unwrap_or_default();
+    let installations: Vec<(u64, String)> = world
+        .apps
+        .installations
+        .values()
+        .filter(|i| i.app_id == app_id)
+        .map(|i| (i.id, i.owner_key.clone()))
+        .collect();
+    let installations: Vec<Value> = installations
+        .into_iter()
+        .map(|(id, owner_key)| {
+            let account = world
+                .owners
+                .get(&owner_key)
+                .map_or(owner_key.clone(), |o| o.login.clone());
+            let core = world.rate_snapshot(&format!("installation#{id}"), Resource::Core);
+            json!({
+                "id": id,
+                "account": account,
+                "tokens_issued": world.apps.tokens_issued.get(&id).copied().unwrap_or(0),
+                "rate_limit": core.to_json(),
+            })
+        })
+        .collect();
+    json!({"id": app_id, "client_id": client_id, "slug": slug, "installations": installations})
+}
+
+/// `POST /_sim/apps` `{"id", "public_key_pem", "installations"?: ["OWNER", …]}` → 201 with
+/// the App (its `client_id`, which a JWT's `iss` may name too, and its installations); 422
+/// for a bad key, a known id or an unknown owner (nothing is changed then).
+async fn create_app(
+    State(state): State<AppState>,
+    GhJson(body): GhJson,
+) -> Result<Response, GitHubError> {
+    let id = body["id"]
+        .as_u64()
+        .ok_or_else(|| invalid("id must be the App's id, a positive integer"))?;
+    let pem = body["public_key_pem"]
+        .as_str()
+        .ok_or_else(|| invalid("public_key_pem must be the App's public key in PEM"))?;
+    let owners: Vec<String> = match &body["installations"] {
+        Value::Null => Vec::new(),
+        value => value
+            .as_array()
+            .and_then(|a| a.iter().map(|o| o.as_str().map(str::to_owned)).collect())
+            .ok_or_else(|| invalid("installations must be an array of owner logins"))?,
+    };
+    let mut world = state.world();
+    if let Some(unknown) = owners
+        .iter()
+        .find(|o| !world.owners.contains_key(&o.to_lowercase()))
+    {
+        return Err(invalid(format!("unknown owner {unknown:?}")));
+    }
+    world.apps.add_app(id, pem.as_bytes()).map_err(invalid)?;
+    for owner in &owners {
+        world.install_app(id, owner).map_err(invalid)?;
+    }
+    let view = app_view(&mut world, id);
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// `GET /_sim/apps` → every App with its installations.
+async fn list_apps(State(state): State<AppState>) -> Json<Value> {
+    let mut world = state.world();
+    let ids: Vec<u64> = world.apps.apps().map(|a| a.id).collect();
+    Json(Value::Array(
+        ids.into_iter().map(|id| app_view(&mut world, id)).collect(),
+    ))
+}
+
+/// `POST /_sim/apps/{id}/installations` `{"account": "OWNER"}` → 201 `{"id", "account"}`
+/// (the existing installation when the App is installed there already); 404 for an
+/// unknown App, 422 for an unknown owner.
+async fn create_installation(
+    State(state): State<AppState>,
+    Path(app_id): Path<u64>,
+    GhJson(body): GhJson,
+) -> Result<Response, GitHubError> {
+    let account = body["account"]
+        .as_str()
+        .ok_or_else(|| invalid("account must be an owner's login"))?;
+    let mut world = state.world();
+    if world.apps.app(app_id).is_none() {
+        return Err(GitHubError::not_found());
+    }
+    let id = world.install_app(app_id, account).map_err(invalid)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "account": account})),
+    )
+        .into_response())
 }

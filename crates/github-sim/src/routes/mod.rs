@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per surface, plus the extractors and helpers they share.
 
+pub(crate) mod apps;
 pub(crate) mod control;
 pub(crate) mod meta;
 pub(crate) mod runner_protocol;

@@ -293,6 +293,8 @@ async fn settings_can_be_read_and_changed_with_validation() {
         "max_concurrent_requests": 0,
         "rate_limit_per_hour": 5000,
         "registration_rate_limit_per_hour": 10000,
+        "installation_token_lifetime_seconds": 3600,
+        "installation_rate_limit_per_hour": 0,
     });
     assert_eq!(get().await, defaults);
     for (bad, says) in [

@@ -1,5 +1,6 @@
 //! Integration tests: the real simulator on 127.0.0.1:0, driven over HTTP.
 
+mod apps;
 mod auth_rate;
 mod control;
 mod faults;

@@ -194,7 +194,23 @@ impl Conformance<'_> {
         body: Option<Value>,
         prefix: &str,
     ) -> (StatusCode, Value) {
-        let mut request = self.t.gh(method.clone(), &format!("{prefix}{path}"));
+        self.call_as(crate::helpers::TOKEN, method, template, path, body, prefix)
+            .await
+    }
+
+    /// [`Conformance::call`] with `credential` (a token, an installation token or a JWT).
+    async fn call_as(
+        &mut self,
+        credential: &str,
+        method: Method,
+        template: &str,
+        path: &str,
+        body: Option<Value>,
+        prefix: &str,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .t
+            .as_bearer(credential, method.clone(), &format!("{prefix}{path}"));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -252,7 +268,8 @@ async fn populate(t: &TestSim) -> (u64, u64, u64) {
 #[tokio::test]
 async fn every_documented_operation_answers_in_its_schema() {
     let spec = Spec::load();
-    let t = start().await;
+    let key = test_support::RsaKeyPair::generate();
+    let t = crate::apps::start_with_app(&key).await;
     let (job_id, run_id, busy_id) = populate(&t).await;
     let mut c = Conformance {
         spec: &spec,
@@ -349,6 +366,63 @@ async fn every_documented_operation_answers_in_its_schema() {
         let path = format!("{REPO}/actions/runs/{run_id}/jobs");
         let (status, _) = c.call(Method::GET, jobs, &path, None, prefix).await;
         assert_eq!(status, StatusCode::OK);
+
+        // The GitHub App's endpoints, with its JWT.
+        let jwt = crate::apps::good_jwt(&key);
+        let (status, list) = c
+            .call_as(
+                &jwt,
+                Method::GET,
+                "/app/installations",
+                "/app/installations",
+                None,
+                prefix,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(list.as_array().unwrap().len(), 2);
+        for (template, path, expected) in [
+            (
+                "/repos/{owner}/{repo}/installation",
+                format!("{REPO}/installation"),
+                StatusCode::OK,
+            ),
+            (
+                "/repos/{owner}/{repo}/installation",
+                "/repos/ghost/app/installation".to_owned(),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "/orgs/{org}/installation",
+                format!("{ORG}/installation"),
+                StatusCode::OK,
+            ),
+            (
+                "/users/{username}/installation",
+                "/users/octo/installation".to_owned(),
+                StatusCode::OK,
+            ),
+        ] {
+            let (status, _) = c
+                .call_as(&jwt, Method::GET, template, &path, None, prefix)
+                .await;
+            assert_eq!(status, expected, "{path}");
+        }
+        let tokens = "/app/installations/{installation_id}/access_tokens";
+        let installation = list[0]["id"].as_u64().unwrap();
+        for (id, expected) in [
+            (installation, StatusCode::CREATED),
+            (7, StatusCode::NOT_FOUND),
+        ] {
+            let path = format!("/app/installations/{id}/access_tokens");
+            let (status, _) = c
+                .call_as(&jwt, Method::POST, tokens, &path, None, prefix)
+                .await;
+            assert_eq!(status, expected, "{path}");
+        }
+        let path = format!("/app/installations/{installation}/access_tokens");
+        let (status, _) = c.call(Method::POST, tokens, &path, None, prefix).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a token is not a JWT");
     }
 
     assert_eq!(
