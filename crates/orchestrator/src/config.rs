@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::github::auth::{AppSettings, GitHubAuth};
 use crate::scope::{Scope, validate_label};
 
 /// How a runner container gets its GitHub registration.
@@ -64,6 +65,18 @@ pub struct Config {
     /// environment.
     #[arg(long, env = "GITHUB_TOKEN_FILE")]
     pub github_token_file: Option<std::path::PathBuf>,
+    /// A GitHub App instead of a token: the App's id (or client id). With
+    /// `GITHUB_APP_PRIVATE_KEY_FILE`; a token or an App, not both.
+    #[arg(long, env = "GITHUB_APP_ID")]
+    pub github_app_id: Option<String>,
+    /// The GitHub App's private key (the PEM file GitHub generated), e.g. a
+    /// Compose secret at `/run/secrets/github_app_private_key`. Never logged.
+    #[arg(long, env = "GITHUB_APP_PRIVATE_KEY_FILE")]
+    pub github_app_private_key_file: Option<std::path::PathBuf>,
+    /// The App's installation to use for every owner; unset, each owner's
+    /// installation is looked up (one App installed on several owners).
+    #[arg(long, env = "GITHUB_APP_INSTALLATION_ID")]
+    pub github_app_installation_id: Option<String>,
     /// GitHub REST API base URL (`https://HOST/api/v3` for GitHub Enterprise Server).
     #[arg(long, env = "GITHUB_API_URL", default_value = "https://api.github.com")]
     pub github_api_url: String,
@@ -236,7 +249,7 @@ impl Config {
     /// # Errors
     /// A message that names the offending variable.
     pub fn validate(&self) -> Result<(), String> {
-        self.resolve_github_token()?;
+        self.resolve_github_auth()?;
         if self.github_webhook_secret_file.is_some() {
             return Err(
                 "GITHUB_WEBHOOK_SECRET_FILE was not read: call load_secret_files first".into(),
@@ -365,6 +378,80 @@ impl Config {
             }
             (None, None) => Err("GITHUB_TOKEN (or GITHUB_TOKEN_FILE) is required".into()),
         }
+    }
+
+    /// How the orchestrator authenticates: the token, or the GitHub App
+    /// (`GITHUB_APP_ID` with its key in `GITHUB_APP_PRIVATE_KEY_FILE`). An
+    /// empty variable or an empty token file counts as unset (Compose gives
+    /// both secret files, one of them empty).
+    ///
+    /// # Errors
+    /// A message naming the variables when both a token and an App are set,
+    /// or neither, or the App's settings or key are unusable.
+    pub fn resolve_github_auth(&self) -> Result<GitHubAuth, String> {
+        let app_id = self
+            .github_app_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|id| !id.is_empty());
+        let installation_id = match self.github_app_installation_id.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => Some(text.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                format!("GITHUB_APP_INSTALLATION_ID must be an installation's id, a positive whole number, not {text:?}")
+            })?),
+        };
+        let key_file = self
+            .github_app_private_key_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty());
+        let Some(app_id) = app_id else {
+            if installation_id.is_some() {
+                return Err("GITHUB_APP_INSTALLATION_ID needs GITHUB_APP_ID".into());
+            }
+            return self.resolve_github_token().map_err(|error| {
+                // A key without its App id is most likely the App half-configured.
+                match key_file.and_then(|path| std::fs::read_to_string(path).ok()) {
+                    Some(pem) if !pem.trim().is_empty() => format!(
+                        "{error}; GITHUB_APP_PRIVATE_KEY_FILE holds a key: to use the GitHub App, set GITHUB_APP_ID too"
+                    ),
+                    _ => error,
+                }
+            }).map(GitHubAuth::Token);
+        };
+        if !app_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(format!(
+                "GITHUB_APP_ID must be the App's id (a number) or its client id (Iv…), not {app_id:?}"
+            ));
+        }
+        let token_set = self
+            .github_token
+            .as_ref()
+            .is_some_and(|t| !t.expose_secret().trim().is_empty())
+            || match &self.github_token_file {
+                Some(path) => !read_secret_file("GITHUB_TOKEN_FILE", path)?
+                    .trim()
+                    .is_empty(),
+                None => false,
+            };
+        if token_set {
+            return Err("set a token (GITHUB_TOKEN or GITHUB_TOKEN_FILE) or a GitHub App (GITHUB_APP_ID), not both: empty the token file, or unset GITHUB_APP_ID".into());
+        }
+        let path = key_file.ok_or(
+            "GITHUB_APP_ID needs GITHUB_APP_PRIVATE_KEY_FILE, the file holding the App's private key (PEM)",
+        )?;
+        let pem = SecretString::from(read_secret_file("GITHUB_APP_PRIVATE_KEY_FILE", path)?);
+        if pem.expose_secret().trim().is_empty() {
+            return Err(format!(
+                "GITHUB_APP_PRIVATE_KEY_FILE: {} is empty; put the App's private key (PEM) in it",
+                path.display()
+            ));
+        }
+        AppSettings::new(app_id, &pem, installation_id)
+            .map(GitHubAuth::App)
+            .map_err(|e| format!("{e} ({})", path.display()))
     }
 
     /// The scope used when a request names none.

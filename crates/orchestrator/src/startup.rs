@@ -19,8 +19,9 @@ use crate::autoscaler::{self, Autoscaler};
 use crate::config::Config;
 use crate::engine::{Claim, DockerEngine, Owner, lease};
 use crate::events;
-use crate::github::GitHubClient;
+use crate::github::auth::AppCredentials;
 use crate::github::client::load_ca_file;
+use crate::github::{GitHubClient, GitHubError};
 use crate::reconciler::Reconciler;
 use crate::runners::{Fleet, FleetError};
 use crate::supervisor::{Heartbeats, Supervisor};
@@ -54,19 +55,22 @@ impl Application {
         config.load_secret_files().map_err(anyhow::Error::msg)?;
         config.validate().map_err(anyhow::Error::msg)?;
         let config = Arc::new(config);
-        let token = config.resolve_github_token().map_err(anyhow::Error::msg)?;
+        let auth = config.resolve_github_auth().map_err(anyhow::Error::msg)?;
         let extra_roots = match &config.github_ca_file {
             Some(path) => load_ca_file(path).map_err(anyhow::Error::msg)?,
             None => Vec::new(),
         };
         let github = GitHubClient::new(
             &config.github_api_url,
-            &token,
+            auth,
             config.github_timeout,
             &extra_roots,
             usize::from(config.github_max_concurrent_requests),
             config.github_retry_deadline,
         )?;
+        if let Some(app) = github.app() {
+            check_github_app(app, config.default_scope().as_ref()).await?;
+        }
         let owner = Owner::new(
             &config.instance_id,
             &config.github_api_url,
@@ -280,6 +284,32 @@ async fn claim_instance_id(fleet: &Fleet) -> anyhow::Result<()> {
         Err(e) => warn!(error = %e, "could not look for other deployments' containers"),
     }
     Ok(())
+}
+
+/// Checks the GitHub App before serving. GitHub refusing the App (a key
+/// that is not the App's, an unknown App id) or an App not installed on the
+/// default scope's owner stops the start with what GitHub said; GitHub out
+/// of reach does not (as with Docker, `/health` says why meanwhile).
+async fn check_github_app(
+    app: &AppCredentials,
+    default_scope: Option<&crate::scope::Scope>,
+) -> anyhow::Result<()> {
+    match app.check(default_scope).await {
+        Ok(()) => {
+            info!("GitHub accepts the GitHub App");
+            Ok(())
+        }
+        Err(e @ GitHubError::AppNotInstalled(_)) => anyhow::bail!(
+            "{e} (GITHUB_REPOSITORY / GITHUB_ORG): install the App on that account, with access to the repository"
+        ),
+        Err(e @ (GitHubError::AppRejected(_) | GitHubError::Forbidden(_))) => {
+            anyhow::bail!("{e}")
+        }
+        Err(e) => {
+            warn!(error = %e, "could not check the GitHub App with GitHub yet; starting without the check");
+            Ok(())
+        }
+    }
 }
 
 /// Makes sure the runner network exists and is not one the orchestrator

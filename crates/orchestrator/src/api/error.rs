@@ -104,6 +104,21 @@ impl From<&GitHubError> for ApiError {
                     "GitHub rejected the configured token (check GITHUB_TOKEN)",
                 )
             }
+            GitHubError::AppRejected(_) => {
+                error!(error = %e, "GitHub refused the GitHub App");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "github_app_rejected",
+                    e.to_string(),
+                )
+            }
+            GitHubError::AppNotInstalled(scope) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "github_app_not_installed",
+                format!(
+                    "the GitHub App (GITHUB_APP_ID) is not installed on the owner of {scope}, or its installation cannot see it: install the App on that account with access to the repository (the account's Settings, GitHub Apps)"
+                ),
+            ),
             GitHubError::NotFound(what) => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "github_scope_not_found",

@@ -7,7 +7,15 @@
 //! connection. A POST is sent once: when its answer is lost, the caller
 //! finds out by other means what GitHub did (see
 //! `runners::provision`, which looks the runner up by name).
+//!
+//! Each request carries the credential of what it acts on ([`super::auth`]):
+//! the token, or with a GitHub App the installation token of the scope's
+//! owner. Rate limits are remembered per credential, so each installation
+//! has its own budgets. A 401 to an installation token renews it once and
+//! sends the request again, whatever its method: GitHub authenticates a
+//! request before it acts on it, so a refused one did nothing.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,12 +26,13 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use reqwest::{Certificate, Method, Response};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::GitHub;
+use super::auth::{Acting, AppCredentials, CredentialKey, Credentials, GitHubAuth};
 use super::pages::{self, Listing, MAX_PAGES, PER_PAGE, PageBody, PageCache};
 use super::rate_limit::{RateLimitOverview, RateLimitSnapshot, RateLimitState, resource_of};
 use super::types::{
@@ -43,6 +52,14 @@ pub enum GitHubError {
     /// 401: the token is wrong, expired or revoked.
     #[error("GitHub rejected the configured token (401 Bad credentials)")]
     Unauthorized,
+    /// GitHub refused the GitHub App: its JWT (a wrong id or key), its
+    /// installation, or a fresh installation token. Says which.
+    #[error("{0}")]
+    AppRejected(String),
+    /// The GitHub App is not installed on the owner of this scope (or the
+    /// installation cannot see the repository).
+    #[error("the GitHub App is not installed on the owner of {0}")]
+    AppNotInstalled(String),
     /// 404 on a scope path: the repository/organization does not exist or
     /// the token cannot see it.
     #[error("GitHub answered 404 for {0}")]
@@ -112,14 +129,16 @@ pub enum DeleteOutcome {
     Busy,
 }
 
-/// GitHub's REST API, authenticated with the configured token.
+/// GitHub's REST API, authenticated with the configured token or App.
 #[derive(Debug, Clone)]
 pub struct GitHubClient {
     http: reqwest::Client,
     base_url: String,
-    /// `Bearer <token>`, marked sensitive so no layer prints it.
-    authorization: HeaderValue,
-    rate_limit: Arc<RateLimitState>,
+    /// The token, or the App and its installations' tokens.
+    credentials: Credentials,
+    /// What GitHub's answers said about the budgets, per credential: each
+    /// installation of an App has its own.
+    rate_limits: Arc<Mutex<BTreeMap<CredentialKey, Arc<RateLimitState>>>>,
     /// Caps the requests in flight at once: GitHub's secondary limits refuse
     /// a client with too many concurrent requests (a burst of 100 creates
     /// would otherwise send 100 POSTs together).
@@ -168,17 +187,12 @@ impl GitHubClient {
     /// be set up.
     pub fn new(
         base_url: &str,
-        token: &SecretString,
+        auth: GitHubAuth,
         timeout: Duration,
         extra_roots: &[Certificate],
         max_concurrent_requests: usize,
         deadline: Duration,
     ) -> anyhow::Result<Self> {
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {}", token.expose_secret().trim())).map_err(
-                |_| anyhow::anyhow!("GITHUB_TOKEN holds characters a header cannot carry"),
-            )?;
-        authorization.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(
             header::ACCEPT,
@@ -197,15 +211,59 @@ impl GitHubClient {
         for root in extra_roots {
             builder = builder.add_root_certificate(root.clone());
         }
+        let http = builder.build()?;
+        let credentials = match auth {
+            GitHubAuth::Token(token) => Credentials::token(&token)?,
+            GitHubAuth::App(settings) => Credentials::App(Arc::new(AppCredentials::new(
+                settings,
+                http.clone(),
+                base_url,
+            ))),
+        };
         Ok(Self {
-            http: builder.build()?,
+            http,
             base_url: base_url.trim_end_matches('/').to_owned(),
-            authorization,
-            rate_limit: Arc::default(),
+            credentials,
+            rate_limits: Arc::default(),
             in_flight: Arc::new(Semaphore::new(max_concurrent_requests.max(1))),
             deadline,
             last_error: Arc::default(),
         })
+    }
+
+    /// The GitHub App, when authenticating as one.
+    pub fn app(&self) -> Option<&AppCredentials> {
+        self.credentials.app()
+    }
+
+    /// The budgets of the credential `key`.
+    fn rate_state(&self, key: CredentialKey) -> Arc<RateLimitState> {
+        self.rate_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone()
+    }
+
+    /// Every credential's budgets so far.
+    fn rate_states(&self) -> Vec<(CredentialKey, Arc<RateLimitState>)> {
+        self.rate_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(key, state)| (*key, state.clone()))
+            .collect()
+    }
+
+    /// `GET /rate_limit` acting as `acting`, filed under its credential.
+    async fn read_rate_limit(&self, acting: Acting<'_>) -> Result<(), GitHubError> {
+        let overview: RateLimitOverview = self
+            .send_json(Method::GET, "/rate_limit", None, "rate limit", acting)
+            .await?;
+        let key = self.credentials.authorize(acting).await?.key;
+        self.rate_state(key).observe_overview(&overview);
+        Ok(())
     }
 
     /// Reads a listing page after page, following `Link: rel="next"`.
@@ -214,6 +272,7 @@ impl GitHubClient {
         first_path: &str,
         what: &str,
         mut cache: Option<&mut PageCache>,
+        acting: Acting<'_>,
     ) -> Result<Listing<P::Item>, GitHubError> {
         let mut url = self.url(first_path);
         let mut items = Vec::new();
@@ -226,7 +285,7 @@ impl GitHubClient {
                 .and_then(|c| c.etag(&url))
                 .map(str::to_owned);
             let response = self
-                .request(Method::GET, &url, None, what, etag.as_deref())
+                .request(Method::GET, &url, None, what, etag.as_deref(), acting)
                 .await?;
             let (body, next): (Bytes, Option<String>) =
                 if response.status() == StatusCode::NOT_MODIFIED {
@@ -293,8 +352,9 @@ impl GitHubClient {
         path: &str,
         body: Option<serde_json::Value>,
         what: &str,
+        acting: Acting<'_>,
     ) -> Result<T, GitHubError> {
-        let response = self.send(method, path, body, what).await?;
+        let response = self.send(method, path, body, what, acting).await?;
         let bytes = response
             .bytes()
             .await
@@ -310,8 +370,9 @@ impl GitHubClient {
         path: &str,
         body: Option<serde_json::Value>,
         what: &str,
+        acting: Acting<'_>,
     ) -> Result<Response, GitHubError> {
-        self.request(method, &self.url(path), body, what, None)
+        self.request(method, &self.url(path), body, what, None, acting)
             .await
     }
 
@@ -324,9 +385,10 @@ impl GitHubClient {
         body: Option<serde_json::Value>,
         what: &str,
         if_none_match: Option<&str>,
+        acting: Acting<'_>,
     ) -> Result<Response, GitHubError> {
         let result = self
-            .send_with_retries(method, url, body, what, if_none_match)
+            .send_with_retries(method, url, body, what, if_none_match, acting)
             .await;
         let mut last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
@@ -337,6 +399,7 @@ impl GitHubClient {
                 GitHubError::NotFound(_)
                 | GitHubError::Conflict(_)
                 | GitHubError::Unprocessable(_)
+                | GitHubError::AppNotInstalled(_)
                 | GitHubError::RateLimited { .. },
             ) => {}
             Err(e) => *last_error = Some(e.to_string()),
@@ -354,6 +417,7 @@ impl GitHubClient {
         body: Option<serde_json::Value>,
         what: &str,
         if_none_match: Option<&str>,
+        acting: Acting<'_>,
     ) -> Result<Response, GitHubError> {
         let path = url.strip_prefix(&self.base_url).unwrap_or(url);
         let resource = resource_of(&method, path);
@@ -379,6 +443,7 @@ impl GitHubClient {
                 if_none_match,
                 resource,
                 attempt,
+                acting,
             )
             .await
         };
@@ -403,7 +468,8 @@ impl GitHubClient {
         }
     }
 
-    /// One attempt: the answer's status read as GitHub documents it.
+    /// One attempt: the answer's status read as GitHub documents it. A 401
+    /// to an installation token renews the token and sends once more.
     #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
@@ -414,31 +480,53 @@ impl GitHubClient {
         if_none_match: Option<&str>,
         resource: &str,
         attempt: u32,
+        acting: Acting<'_>,
     ) -> Result<Response, GitHubError> {
-        if let Some(wait) = self.rate_limit.paused_for(resource) {
-            return Err(GitHubError::RateLimited {
-                resource: resource.to_owned(),
-                wait,
+        let mut renewed = false;
+        let (response, rate_limit) = loop {
+            let authorization = self.credentials.authorize(acting).await?;
+            let rate_limit = self.rate_state(authorization.key);
+            if let Some(wait) = rate_limit.paused_for(resource) {
+                return Err(GitHubError::RateLimited {
+                    resource: resource.to_owned(),
+                    wait,
+                });
+            }
+            // Held until the answer's head is in; reading the body after it
+            // needs no slot. The semaphore is never closed.
+            let _slot = self.in_flight.acquire().await;
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .header(header::AUTHORIZATION, authorization.header.clone());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            if let Some(etag) = if_none_match {
+                request = request.header(header::IF_NONE_MATCH, etag);
+            }
+            let response = request.send().await.map_err(|e| GitHubError::Unreachable {
+                message: transport_message(&e),
+                attempts: attempt,
+            })?;
+            rate_limit.observe(response.headers(), resource);
+            if response.status() != StatusCode::UNAUTHORIZED {
+                break (response, rate_limit);
+            }
+            // GitHub authenticates before it acts: a refused request did
+            // nothing, so sending it again with a fresh token is safe.
+            if !renewed && self.credentials.renew_after_refusal(&authorization) {
+                renewed = true;
+                debug!(%method, credential = %authorization.key, "GitHub refused an installation token; renewing it once");
+                continue;
+            }
+            return Err(match authorization.key {
+                CredentialKey::Installation(id) => GitHubError::AppRejected(format!(
+                    "GitHub refused a fresh installation token of the GitHub App's installation {id} (401)"
+                )),
+                _ => GitHubError::Unauthorized,
             });
-        }
-        // Held until the answer's head is in; reading the body after it
-        // needs no slot. The semaphore is never closed.
-        let _slot = self.in_flight.acquire().await;
-        let mut request = self
-            .http
-            .request(method.clone(), url)
-            .header(header::AUTHORIZATION, self.authorization.clone());
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        if let Some(etag) = if_none_match {
-            request = request.header(header::IF_NONE_MATCH, etag);
-        }
-        let response = request.send().await.map_err(|e| GitHubError::Unreachable {
-            message: transport_message(&e),
-            attempts: attempt,
-        })?;
-        self.rate_limit.observe(response.headers(), resource);
+        };
         let status = response.status();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             return Ok(response);
@@ -446,48 +534,10 @@ impl GitHubClient {
         let headers = response.headers().clone();
         let error: GitHubErrorBody = response.json().await.unwrap_or_default();
         Err(match status {
-            StatusCode::UNAUTHORIZED => GitHubError::Unauthorized,
             StatusCode::NOT_FOUND => GitHubError::NotFound(what.to_owned()),
             StatusCode::CONFLICT => GitHubError::Conflict(error.message),
             StatusCode::UNPROCESSABLE_ENTITY => GitHubError::Unprocessable(error.message),
-            StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS => {
-                match RateLimitState::classify(
-                    status.as_u16(),
-                    &headers,
-                    &error.documentation_url,
-                    &error.message,
-                ) {
-                    Some(throttle) => {
-                        let charged = headers
-                            .get("x-ratelimit-resource")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or(resource)
-                            .to_owned();
-                        warn!(
-                            status = status.as_u16(),
-                            resource = %charged,
-                            kind = ?throttle,
-                            wait_seconds = throttle.wait().as_secs(),
-                            "GitHub rate limit reached; pausing those GitHub calls"
-                        );
-                        self.rate_limit.pause(throttle, &charged);
-                        GitHubError::RateLimited {
-                            resource: charged,
-                            wait: throttle.wait(),
-                        }
-                    }
-                    None => GitHubError::Forbidden(error.message),
-                }
-            }
-            s => GitHubError::Status {
-                status: s.as_u16(),
-                message: if error.message.is_empty() {
-                    s.canonical_reason().unwrap_or("error").to_owned()
-                } else {
-                    error.message
-                },
-                attempts: attempt,
-            },
+            _ => refusal(status, &headers, error, resource, &rate_limit, attempt),
         })
     }
 }
@@ -499,11 +549,32 @@ impl GitHub for GitHubClient {
     }
 
     fn rate_limit(&self) -> RateLimitSnapshot {
-        self.rate_limit.snapshot()
+        match &self.credentials {
+            Credentials::Token(_) => self.rate_state(CredentialKey::Token).snapshot(),
+            // Each installation's budgets, and the App's own, side by side.
+            Credentials::App(app) => RateLimitSnapshot::merge(
+                std::iter::once((CredentialKey::App.to_string(), app.rate_limit().snapshot()))
+                    .chain(
+                        self.rate_states()
+                            .into_iter()
+                            .map(|(key, state)| (key.to_string(), state.snapshot())),
+                    )
+                    .collect(),
+            ),
+        }
     }
 
     fn paused_for(&self) -> Option<Duration> {
-        self.rate_limit.paused_for(super::rate_limit::CORE)
+        let core = super::rate_limit::CORE;
+        match &self.credentials {
+            Credentials::Token(_) => self.rate_state(CredentialKey::Token).paused_for(core),
+            Credentials::App(app) => self
+                .rate_states()
+                .iter()
+                .filter_map(|(_, state)| state.paused_for(core))
+                .chain(app.rate_limit().paused_for(core))
+                .max(),
+        }
     }
 
     fn last_error(&self) -> Option<String> {
@@ -533,6 +604,7 @@ impl GitHub for GitHubClient {
                 &path,
                 Some(serde_json::to_value(&body).map_err(|e| GitHubError::Decode(e.to_string()))?),
                 &scope.to_string(),
+                Acting::On(scope),
             )
             .await?;
         Ok(JitConfig {
@@ -544,7 +616,13 @@ impl GitHub for GitHubClient {
     async fn registration_token(&self, scope: &Scope) -> Result<RegistrationToken, GitHubError> {
         let path = format!("{}/actions/runners/registration-token", scope.api_path());
         let response: TokenResponse = self
-            .send_json(Method::POST, &path, None, &scope.to_string())
+            .send_json(
+                Method::POST,
+                &path,
+                None,
+                &scope.to_string(),
+                Acting::On(scope),
+            )
             .await?;
         Ok(RegistrationToken {
             token: SecretString::from(response.token),
@@ -555,7 +633,12 @@ impl GitHub for GitHubClient {
     async fn list_runners(&self, scope: &Scope) -> Result<Vec<GitHubRunner>, GitHubError> {
         let path = format!("{}/actions/runners?per_page={PER_PAGE}", scope.api_path());
         let listing: Listing<GitHubRunner> = self
-            .list_pages::<RunnerPage>(&path, &format!("runners of {scope}"), None)
+            .list_pages::<RunnerPage>(
+                &path,
+                &format!("runners of {scope}"),
+                None,
+                Acting::On(scope),
+            )
             .await?;
         let mut runners = listing.items;
         // A runner that moved to a later page while we read shows twice.
@@ -576,7 +659,12 @@ impl GitHub for GitHubClient {
             scope.api_path()
         );
         let listing = self
-            .list_pages::<RunnerPage>(&path, &format!("runner {name} of {scope}"), None)
+            .list_pages::<RunnerPage>(
+                &path,
+                &format!("runner {name} of {scope}"),
+                None,
+                Acting::On(scope),
+            )
             .await?;
         // Names are unique per scope and compared without case by GitHub.
         Ok(listing
@@ -592,7 +680,13 @@ impl GitHub for GitHubClient {
     ) -> Result<Option<GitHubRunner>, GitHubError> {
         let path = format!("{}/actions/runners/{id}", scope.api_path());
         match self
-            .send_json::<GitHubRunner>(Method::GET, &path, None, &format!("runner {id}"))
+            .send_json::<GitHubRunner>(
+                Method::GET,
+                &path,
+                None,
+                &format!("runner {id}"),
+                Acting::On(scope),
+            )
             .await
         {
             Ok(runner) => Ok(Some(runner)),
@@ -604,7 +698,13 @@ impl GitHub for GitHubClient {
     async fn delete_runner(&self, scope: &Scope, id: i64) -> Result<DeleteOutcome, GitHubError> {
         let path = format!("{}/actions/runners/{id}", scope.api_path());
         match self
-            .send(Method::DELETE, &path, None, &format!("runner {id}"))
+            .send(
+                Method::DELETE,
+                &path,
+                None,
+                &format!("runner {id}"),
+                Acting::On(scope),
+            )
             .await
         {
             Ok(_) => Ok(DeleteOutcome::Deleted),
@@ -627,8 +727,13 @@ impl GitHub for GitHubClient {
             "{}/actions/runs?status={status}&per_page={PER_PAGE}",
             repo.api_path()
         );
-        self.list_pages::<RunsPage>(&path, &format!("{status} runs of {repo}"), Some(cache))
-            .await
+        self.list_pages::<RunsPage>(
+            &path,
+            &format!("{status} runs of {repo}"),
+            Some(cache),
+            Acting::On(repo),
+        )
+        .await
     }
 
     async fn list_jobs(
@@ -641,14 +746,25 @@ impl GitHub for GitHubClient {
             "{}/actions/runs/{run_id}/jobs?filter=latest&per_page={PER_PAGE}",
             repo.api_path()
         );
-        self.list_pages::<JobsPage>(&path, &format!("jobs of run {run_id}"), Some(cache))
-            .await
+        self.list_pages::<JobsPage>(
+            &path,
+            &format!("jobs of run {run_id}"),
+            Some(cache),
+            Acting::On(repo),
+        )
+        .await
     }
 
     async fn get_job(&self, repo: &Scope, job_id: i64) -> Result<Option<WorkflowJob>, GitHubError> {
         let path = format!("{}/actions/jobs/{job_id}", repo.api_path());
         match self
-            .send_json::<WorkflowJob>(Method::GET, &path, None, &format!("job {job_id}"))
+            .send_json::<WorkflowJob>(
+                Method::GET,
+                &path,
+                None,
+                &format!("job {job_id}"),
+                Acting::On(repo),
+            )
             .await
         {
             Ok(job) => Ok(Some(job)),
@@ -658,17 +774,78 @@ impl GitHub for GitHubClient {
     }
 
     async fn check_rate_limit(&self) -> Result<(), GitHubError> {
-        let overview: RateLimitOverview = self
-            .send_json(Method::GET, "/rate_limit", None, "rate limit")
-            .await?;
-        self.rate_limit.observe_overview(&overview);
+        let installations = self
+            .credentials
+            .app()
+            .map(AppCredentials::known_installations)
+            .unwrap_or_default();
+        if installations.is_empty() {
+            // The token, or the App itself until an installation is in use.
+            return self.read_rate_limit(Acting::AsApp).await;
+        }
+        for id in installations {
+            self.read_rate_limit(Acting::AsInstallation(id)).await?;
+        }
         Ok(())
+    }
+}
+
+/// What a refusal other than 401, 404, 409 and 422 means: a rate limit
+/// (403 or 429 read as GitHub documents them, which pauses that budget of
+/// `rate_limit`), a plain 403, or another status. One reading for every
+/// call, the App's own included.
+pub(crate) fn refusal(
+    status: StatusCode,
+    headers: &HeaderMap,
+    error: GitHubErrorBody,
+    resource: &str,
+    rate_limit: &RateLimitState,
+    attempts: u32,
+) -> GitHubError {
+    if matches!(
+        status,
+        StatusCode::FORBIDDEN | StatusCode::TOO_MANY_REQUESTS
+    ) {
+        let Some(throttle) = RateLimitState::classify(
+            status.as_u16(),
+            headers,
+            &error.documentation_url,
+            &error.message,
+        ) else {
+            return GitHubError::Forbidden(error.message);
+        };
+        let charged = headers
+            .get("x-ratelimit-resource")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(resource)
+            .to_owned();
+        warn!(
+            status = status.as_u16(),
+            resource = %charged,
+            kind = ?throttle,
+            wait_seconds = throttle.wait().as_secs(),
+            "GitHub rate limit reached; pausing those GitHub calls"
+        );
+        rate_limit.pause(throttle, &charged);
+        return GitHubError::RateLimited {
+            resource: charged,
+            wait: throttle.wait(),
+        };
+    }
+    GitHubError::Status {
+        status: status.as_u16(),
+        message: if error.message.is_empty() {
+            status.canonical_reason().unwrap_or("error").to_owned()
+        } else {
+            error.message
+        },
+        attempts,
     }
 }
 
 /// A transport error without the URL's query or anything secret; a TLS
 /// certificate problem says how to fix it.
-fn transport_message(error: &reqwest::Error) -> String {
+pub(crate) fn transport_message(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         return "timed out".to_owned();
     }

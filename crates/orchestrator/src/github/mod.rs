@@ -2,6 +2,8 @@
 //! tokens, runner listings and deletions, behind the [`GitHub`] trait (the
 //! lifecycle is written against it; [`GitHubClient`] is the REST client).
 //!
+//! - [`auth`]: who we are on GitHub: a personal access token, or a GitHub
+//!   App with an installation token per owner, renewed before it expires.
 //! - [`client`]: the HTTP client (retries, timeouts, status mapping).
 //! - [`pages`]: listings followed through `Link: rel="next"` to the end, and
 //!   the ETags of their pages.
@@ -9,6 +11,7 @@
 //!   no call of a bucket is made while GitHub asked us to wait.
 //! - [`types`]: the wire shapes GitHub sends.
 
+pub mod auth;
 pub mod client;
 pub mod pages;
 pub mod rate_limit;

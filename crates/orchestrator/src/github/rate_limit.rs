@@ -91,9 +91,38 @@ pub struct RateLimitSnapshot {
 }
 
 impl RateLimitSnapshot {
-    /// The `core` bucket (the one most calls are charged to).
+    /// The snapshots of several credentials (a GitHub App's installations
+    /// and the App itself) in one: each bucket named `{credential}/{bucket}`
+    /// (`installation/123/core`), a secondary limit the latest of theirs.
+    pub fn merge(parts: Vec<(String, RateLimitSnapshot)>) -> Self {
+        let mut merged = Self::default();
+        for (credential, part) in parts {
+            for (name, bucket) in part.buckets {
+                merged
+                    .buckets
+                    .insert(format!("{credential}/{name}"), bucket);
+            }
+            merged.secondary_paused_until = merged
+                .secondary_paused_until
+                .max(part.secondary_paused_until);
+        }
+        merged
+    }
+
+    /// The `core` bucket (the one most calls are charged to); of a merged
+    /// snapshot, the installation's `core` with the least left.
     pub fn core(&self) -> BucketSnapshot {
-        self.buckets.get(CORE).cloned().unwrap_or_default()
+        if let Some(core) = self.buckets.get(CORE) {
+            return core.clone();
+        }
+        let suffix = format!("/{CORE}");
+        self.buckets
+            .iter()
+            .filter(|(name, _)| name.starts_with("installation/") && name.ends_with(&suffix))
+            .map(|(_, bucket)| bucket)
+            .min_by_key(|bucket| bucket.remaining.unwrap_or(i64::MAX))
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The latest time before which some call is paused, if any.
@@ -450,6 +479,38 @@ mod tests {
         let snapshot = state.snapshot();
         assert_eq!(snapshot.buckets[RUNNER_REGISTRATION].remaining, Some(9999));
         assert_eq!(snapshot.core().remaining, Some(42));
+    }
+
+    #[test]
+    fn each_installations_budgets_are_kept_apart() {
+        let busy = RateLimitState::default();
+        busy.observe(
+            &headers(&[
+                ("x-ratelimit-limit", "5000"),
+                ("x-ratelimit-remaining", "10"),
+            ]),
+            CORE,
+        );
+        let quiet = RateLimitState::default();
+        quiet.observe(
+            &headers(&[
+                ("x-ratelimit-limit", "12500"),
+                ("x-ratelimit-remaining", "12000"),
+            ]),
+            CORE,
+        );
+        quiet.pause(Throttle::Secondary(Duration::from_secs(30)), CORE);
+        let merged = RateLimitSnapshot::merge(vec![
+            ("installation/1".to_owned(), busy.snapshot()),
+            ("installation/2".to_owned(), quiet.snapshot()),
+        ]);
+        assert_eq!(merged.buckets["installation/2/core"].limit, Some(12500));
+        assert_eq!(merged.core().remaining, Some(10), "the one with least left");
+        assert!(merged.secondary_paused_until.is_some());
+        assert_eq!(
+            RateLimitSnapshot::default().core(),
+            BucketSnapshot::default()
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use github_sim::SimConfig;
+use orchestrator::github::auth::GitHubAuth;
 use orchestrator::github::{GitHub, GitHubClient, PageCache};
 use orchestrator::scope::Scope;
 use serde_json::{Value, json};
@@ -50,7 +51,7 @@ async fn the_client_reads_every_page() {
     let http = reqwest::Client::new();
     let github = GitHubClient::new(
         &sim.url(),
-        &TOKEN.to_owned().into(),
+        GitHubAuth::Token(TOKEN.to_owned().into()),
         Duration::from_secs(10),
         &[],
         20,

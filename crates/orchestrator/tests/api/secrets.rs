@@ -1,4 +1,5 @@
 //! The GitHub token never leaks: not in containers, not in logs, not in answers.
+//! Nor do a GitHub App's private key, its JWTs and its installation tokens.
 
 use std::time::Duration;
 
@@ -39,6 +40,62 @@ async fn the_token_appears_nowhere() {
     assert!(
         !log.contains(&jit),
         "JIT configuration in the orchestrator's log"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_key_jwts_and_installation_tokens_appear_nowhere() {
+    use crate::github_app::{AppKeys, app_options};
+    let keys = AppKeys::new();
+    // Tokens of a few seconds: several are minted while the test runs.
+    let env = TestEnv::start_with(app_options(&keys, &["acme"], 3, &[])).await;
+    let (status, body) = env.post("/runners/create", json!({"count": 1})).await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["runners"][0]["id"].as_str().unwrap().to_owned();
+    env.wait_state(&id, "idle", Duration::from_secs(20)).await;
+    let minted = || async {
+        env.sim_get("/_sim/stats").await["installation_tokens_issued_total"]
+            .as_u64()
+            .unwrap()
+    };
+    let first = minted().await;
+    // The reconcile pass lists runners every second: a renewal comes.
+    test_support::wait_for(
+        "an installation token renewed",
+        Duration::from_secs(20),
+        || async { (minted().await > first).then_some(()) },
+    )
+    .await;
+    let fragment = keys.key_fragment();
+    // What each secret looks like: installation tokens start `ghs_`, the
+    // App's JWTs with the base64 of `{"typ":"JWT","alg":"RS256"}`.
+    let secrets = [fragment.as_str(), "ghs_", "eyJ0eXAiOiJKV1Qi", "PRIVATE KEY"];
+    let inspect = TestDocker::inspect(&id).unwrap().to_string();
+    let (_, health) = env.get("/health").await;
+    let (_, list) = env.get("/runners").await;
+    let (status, _) = env.delete(&format!("/runners/{id}")).await;
+    assert_eq!(status, 204);
+    let log = env.log();
+    assert!(!log.is_empty());
+    for secret in secrets {
+        assert!(!inspect.contains(secret), "{secret:?} in docker inspect");
+        assert!(
+            !body.to_string().contains(secret),
+            "{secret:?} in an answer"
+        );
+        assert!(
+            !health.to_string().contains(secret),
+            "{secret:?} in /health"
+        );
+        assert!(!list.to_string().contains(secret), "{secret:?} in the list");
+        assert!(
+            !log.contains(secret),
+            "{secret:?} in the orchestrator's log"
+        );
+    }
+    assert!(
+        log.contains("installation token minted"),
+        "renewals are logged, without the token"
     );
 }
 
