@@ -194,11 +194,13 @@ def test_orchestrator_reads_the_secrets_from_files_only(compose_config):
     assert env["GITHUB_TOKEN"] == "" and env["GITHUB_WEBHOOK_SECRET"] == ""
     assert env["GITHUB_TOKEN_FILE"] == "/run/secrets/github_token"
     assert env["GITHUB_WEBHOOK_SECRET_FILE"] == "/run/secrets/github_webhook_secret"
+    assert env["GITHUB_APP_PRIVATE_KEY_FILE"] == "/run/secrets/github_app_private_key"
     sources = {s if isinstance(s, str) else s["source"] for s in orchestrator["secrets"]}
-    assert sources == {"github_token", "github_webhook_secret"}
+    assert sources == {"github_token", "github_webhook_secret", "github_app_private_key"}
     # file-based secrets (no Swarm), at the documented default paths
     assert config["secrets"]["github_token"]["file"].endswith("/secrets/github_token")
     assert config["secrets"]["github_webhook_secret"]["file"].endswith("/secrets/github_webhook_secret")
+    assert config["secrets"]["github_app_private_key"]["file"].endswith("/secrets/github_app_private_key")
 
 
 def test_gateway_reads_the_api_keys_from_a_file_only(compose_config):
@@ -236,7 +238,7 @@ def test_secret_paths_can_be_moved(tmp_path):
     (tmp_path / ".env").write_text(
         "REGISTRY=r\nIMAGE_VERSION=1\n"
         "GITHUB_TOKEN_SECRET_PATH=/etc/gha/token\nGITHUB_WEBHOOK_SECRET_PATH=/etc/gha/webhook\n"
-        "API_KEYS_SECRET_PATH=/etc/gha/api_keys\n"
+        "API_KEYS_SECRET_PATH=/etc/gha/api_keys\nGITHUB_APP_PRIVATE_KEY_SECRET_PATH=/etc/gha/app.pem\n"
     )
     result = subprocess.run(
         [tool, "config"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
@@ -246,6 +248,7 @@ def test_secret_paths_can_be_moved(tmp_path):
     assert secrets["github_token"]["file"] == "/etc/gha/token"
     assert secrets["github_webhook_secret"]["file"] == "/etc/gha/webhook"
     assert secrets["api_keys"]["file"] == "/etc/gha/api_keys"
+    assert secrets["github_app_private_key"]["file"] == "/etc/gha/app.pem"
 
 
 def test_orchestrator_has_the_socket_and_its_group(compose_config):

@@ -96,7 +96,8 @@ class Sandbox:
         secrets = self.dir / "secrets"
         secrets.mkdir(mode=0o700)
         for name, value in (
-            ("github_token", TOKEN), ("github_webhook_secret", WEBHOOK_SECRET), ("api_keys", f"{API_KEY}\n")
+            ("github_token", TOKEN), ("github_webhook_secret", WEBHOOK_SECRET), ("api_keys", f"{API_KEY}\n"),
+            ("github_app_private_key", ""),  # the token is used: the App's key file stays empty
         ):
             (secrets / name).write_text(value)
             (secrets / name).chmod(0o644)
@@ -329,10 +330,11 @@ def test_sandbox_loop_through_the_gateway(sandbox: Sandbox):
         for pair in (
             "GITHUB_TOKEN=", "GITHUB_TOKEN_FILE=/run/secrets/github_token",
             "GITHUB_WEBHOOK_SECRET=", "GITHUB_WEBHOOK_SECRET_FILE=/run/secrets/github_webhook_secret",
+            "GITHUB_APP_PRIVATE_KEY_FILE=/run/secrets/github_app_private_key",
         ):
             assert pair in env, env
         mounts = {m["Destination"]: m for m in orchestrator["Mounts"]}
-        for name in ("github_token", "github_webhook_secret"):
+        for name in ("github_token", "github_webhook_secret", "github_app_private_key"):
             assert mounts[f"/run/secrets/{name}"]["RW"] is False, mounts
         # The gateway got its keys the same way, and no GitHub secret.
         gateway = json.loads(sh("docker", "inspect", stack.container("api-gateway")).stdout)[0]
