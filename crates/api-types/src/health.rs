@@ -125,6 +125,19 @@ pub struct OrchestratorHealth {
     /// Each background loop that runs, by name.
     #[serde(default)]
     pub loops: BTreeMap<String, LoopHealth>,
+    /// The runner pools in force, and the last reload of the pools file.
+    #[serde(default)]
+    pub pools: PoolsHealth,
+}
+
+/// The runner pools, as `/health` reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PoolsHealth {
+    /// The names of the pools in force, in the file's order.
+    pub names: Vec<String>,
+    /// Why the last reload of the pools file was refused (the pools in
+    /// force were kept; `status` is then `degraded`), or null.
+    pub reload_error: Option<String>,
 }
 
 /// `GET /health` of the gateway, and `GET /api/v1/health` with the

@@ -19,6 +19,7 @@ pub mod cleanup;
 pub mod error;
 pub mod error_examples;
 pub mod health;
+pub mod pools;
 pub mod runners;
 pub mod webhooks;
 
@@ -26,8 +27,9 @@ pub use cleanup::{CleanupReport, RemovalReason, RemovedRunner};
 pub use error::{ErrorBody, ErrorDetail};
 pub use health::{
     DockerHealth, GatewayHealth, GitHubHealth, HealthStatus, LoopHealth, OrchestratorHealth,
-    RateLimitBucket, RunnerImageHealth,
+    PoolsHealth, RateLimitBucket, RunnerImageHealth,
 };
+pub use pools::{PoolList, PoolReload, PoolStatus};
 pub use runners::{
     CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ListRunnersQuery,
     OperationKind, OperationProgress, OperationState, RUNNER_ID_RULE, Runner, RunnerJob,

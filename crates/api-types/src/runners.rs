@@ -80,25 +80,32 @@ impl RunnerState {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"count": 1, "repository": "sandbox/app", "labels": ["docs-example"]}))]
 pub struct CreateRunnersRequest {
-    /// How many runners to create: 1 to `MAX_RUNNERS`.
+    /// How many runners to create: 1 to `MAX_RUNNERS` and to the pool's `max`.
     #[schema(minimum = 1)]
     pub count: u32,
+    /// The runner pool whose kind of runner to create (its labels, image,
+    /// resources and limits); default: the first pool (`default` without a
+    /// pools file). See `GET /pools`.
+    #[serde(default)]
+    pub pool: Option<String>,
     /// `owner/name` of the repository the runners register to. Give this or
-    /// `organization`, not both; with neither, the configured default scope
-    /// (`GITHUB_REPOSITORY` or `GITHUB_ORG`) is used.
+    /// `organization`, not both; with neither, the pool's scope
+    /// (`GITHUB_REPOSITORY` or `GITHUB_ORG` without a pools file) is used.
     #[serde(default)]
     pub repository: Option<String>,
     /// Organization the runners register to, instead of a repository.
     #[serde(default)]
     pub organization: Option<String>,
-    /// Labels added after `self-hosted`, `linux`, `x64` and `RUNNER_LABELS`.
+    /// Labels added after the pool's (`self-hosted`, `linux`, `x64` and
+    /// `RUNNER_LABELS` without a pools file).
     #[serde(default)]
     #[schema(max_items = 100)]
     pub labels: Vec<String>,
-    /// Runner group to register into (default `RUNNER_GROUP_ID`).
+    /// Runner group to register into (default: the pool's, `RUNNER_GROUP_ID`).
     #[serde(default)]
     pub runner_group_id: Option<i64>,
-    /// Runner image; must be in `RUNNER_IMAGE_ALLOWLIST` (default `RUNNER_IMAGE`).
+    /// Runner image; must be in `RUNNER_IMAGE_ALLOWLIST` (default: the
+    /// pool's image, `RUNNER_IMAGE` without a pools file).
     #[serde(default)]
     pub image: Option<String>,
 }
@@ -133,7 +140,7 @@ pub struct RunnerJob {
 #[schema(example = json!({
     "id": "gha-runner-k3j9x2mq", "github_runner_id": 42, "repository": "sandbox/app",
     "organization": null, "labels": ["self-hosted", "linux", "x64"],
-    "image": "ghcr.io/actions/actions-runner:latest", "container_id": "4f1c0d...",
+    "image": "ghcr.io/actions/actions-runner:latest", "pool": "default", "container_id": "4f1c0d...",
     "state": "idle", "exit_code": null, "reason": null,
     "created_at": "2026-11-28T10:00:00Z", "updated_at": "2026-11-28T10:00:04Z", "job": null
 }))]
@@ -150,6 +157,8 @@ pub struct Runner {
     pub labels: Vec<String>,
     /// The image its container runs.
     pub image: String,
+    /// The runner pool it belongs to (`default` without a pools file).
+    pub pool: String,
     /// Docker's id of its container (absent once removed).
     pub container_id: Option<String>,
     /// Where the runner is in its life.
@@ -186,6 +195,8 @@ pub struct ListRunnersQuery {
     pub repository: Option<String>,
     /// Only runners of this organization.
     pub organization: Option<String>,
+    /// Only runners of this pool.
+    pub pool: Option<String>,
 }
 
 /// Options of a runner's deletion.

@@ -90,6 +90,8 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::runners())
+        .merge(routes::pools())
+        .merge(routes::metrics())
         .merge(routes::webhooks())
         .merge(health::complete())
         .merge(health::probes())
@@ -121,6 +123,8 @@ pub fn app(
     let spec = openapi_document();
     let (api, _) = OpenApiRouter::new()
         .merge(routes::runners())
+        .merge(routes::pools())
+        .merge(routes::metrics())
         .merge(health::complete())
         .merge(index::router())
         .split_for_parts();

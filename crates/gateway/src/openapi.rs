@@ -61,6 +61,8 @@ form-action 'self'; frame-ancestors 'self'";
     modifiers(&SecuritySchemes),
     tags(
         (name = "runners", description = "Ephemeral runners"),
+        (name = "pools", description = "Runner pools: the kinds of runner, chosen by a job's labels"),
+        (name = "metrics", description = "Prometheus metrics (API key)"),
         (name = "webhooks", description = "GitHub webhooks (signed, no API key)"),
         (name = "health", description = "Health checks")
     ),

@@ -5,7 +5,7 @@
 
 use api_types::{
     CleanupReport, CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ErrorBody,
-    ListRunnersQuery, Runner, RunnerList,
+    ListRunnersQuery, PoolList, Runner, RunnerList,
 };
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
@@ -25,6 +25,18 @@ pub fn runners() -> OpenApiRouter<AppState> {
         .routes(routes!(create_runners, list_runners))
         .routes(routes!(get_runner, delete_runner))
         .routes(routes!(cleanup_runners))
+}
+
+/// The runner pool endpoints, behind the API key.
+pub fn pools() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_pools))
+        .routes(routes!(reload_pools))
+}
+
+/// The Prometheus metrics endpoint, behind the API key.
+pub fn metrics() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_metrics))
 }
 
 /// The GitHub webhook endpoint: open, since GitHub cannot send an API key;
@@ -203,6 +215,86 @@ async fn cleanup_runners(
     request: Request,
 ) -> Response {
     state.upstream.forward(request, "/runners/cleanup").await
+}
+
+/// List runner pools.
+///
+/// Each kind of runner (one pool, `default`, without a pools file), in the
+/// file's order: its settings (the names of its extra environment
+/// variables, never their values), its live runners by state, the queued
+/// jobs that go to it, and its limits.
+#[utoipa::path(
+    get, path = "/api/v1/pools", tag = "pools",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The pools in force", body = PoolList),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn list_pools(_: Authenticated, State(state): State<AppState>, request: Request) -> Response {
+    state.upstream.forward(request, "/pools").await
+}
+
+/// Reload the pools file.
+///
+/// Reads the pools file again, as `SIGHUP` to the orchestrator does. A good
+/// file is put in force at once (a removed pool takes no new jobs, its idle
+/// runners are removed, its busy ones finish); a bad one changes nothing,
+/// and the error names the pool and the key.
+#[utoipa::path(
+    post, path = "/api/v1/pools/reload", tag = "pools",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The file was taken; the pools now in force", body = PoolList),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 409, description = "No pools file is configured (`no_pools_file`)", body = ErrorBody),
+        (status = 422, description = "The file was refused (`invalid_pools_file`); the pools in force are kept", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn reload_pools(
+    _: Authenticated,
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
+    state.upstream.forward(request, "/pools/reload").await
+}
+
+/// Prometheus metrics.
+///
+/// The orchestrator's metrics in the Prometheus text format, version 0.0.4
+/// (`text/plain; version=0.0.4; charset=utf-8`), passed through unchanged:
+/// per pool, live runners by state, queued jobs, the time from a job being
+/// queued to its start and from a runner's create to its coming online
+/// (histograms), runner failures by reason; GitHub's budget per rate-limit
+/// bucket; failed Docker and GitHub calls by kind. Scrape it with the API
+/// key as a bearer token (Prometheus's `authorization.credentials_file`).
+#[utoipa::path(
+    get, path = "/api/v1/metrics", tag = "metrics",
+    security(("api_key" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The metrics, in the Prometheus text format (version 0.0.4)",
+            body = String, content_type = "text/plain"),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 429, description = "Rate limit reached; see Retry-After", body = ErrorBody),
+        (status = 431, description = "Too many or too large headers to forward", body = ErrorBody),
+        (status = 502, description = "Orchestrator unreachable", body = ErrorBody),
+        (status = 504, description = "The orchestrator did not answer in time", body = ErrorBody),
+    )
+)]
+async fn get_metrics(
+    _: Authenticated,
+    State(state): State<AppState>,
+    request: Request,
+) -> Response {
+    state.upstream.forward(request, "/metrics").await
 }
 
 /// Receive a GitHub webhook.

@@ -149,9 +149,14 @@ pub struct Config {
     /// How runners register: `jit` (default) or `token`.
     #[arg(long, env = "RUNNER_REGISTRATION", value_enum, default_value_t = RegistrationMode::Jit)]
     pub runner_registration: RegistrationMode,
-    /// Cap on runners alive at once.
+    /// Cap on runners alive at once, over all pools.
     #[arg(long, env = "MAX_RUNNERS", default_value_t = 10)]
     pub max_runners: u32,
+    /// A TOML file of runner pools (several kinds of runner, chosen by a
+    /// job's labels); without it the `RUNNER_*` variables define one pool,
+    /// `default`. Read again on SIGHUP and `POST /pools/reload`.
+    #[arg(long, env = "RUNNER_POOLS_FILE", value_parser = path_or_empty)]
+    pub runner_pools_file: Option<std::path::PathBuf>,
 
     /// Seconds between background pulls of `RUNNER_IMAGE` (0: never pull).
     #[arg(
@@ -285,24 +290,7 @@ impl Config {
         for label in &self.runner_labels {
             validate_label(label).map_err(|e| format!("RUNNER_LABELS: {e}"))?;
         }
-        for pair in &self.runner_env {
-            match pair.split_once('=') {
-                Some((key, _)) if !key.is_empty() => {
-                    if key.eq_ignore_ascii_case("GITHUB_TOKEN")
-                        || key
-                            .to_ascii_uppercase()
-                            .starts_with("ACTIONS_RUNNER_INPUT_")
-                    {
-                        return Err(format!("RUNNER_ENV may not set {key}"));
-                    }
-                }
-                _ => {
-                    return Err(format!(
-                        "RUNNER_ENV entries must be KEY=VALUE, got {pair:?}"
-                    ));
-                }
-            }
-        }
+        check_runner_env(&self.runner_env).map_err(|e| format!("RUNNER_ENV: {e}"))?;
         if let Some(cpus) = self.runner_cpus
             && !(cpus > 0.0 && cpus.is_finite())
         {
@@ -327,32 +315,11 @@ impl Config {
         Ok(())
     }
 
-    /// Repositories whose queued jobs get runners: `GITHUB_REPOSITORY` and
-    /// `ALLOWED_REPOSITORIES` (an organization's repositories are served
-    /// through `GITHUB_ORG` as well).
-    pub fn served_repositories(&self) -> Vec<Scope> {
-        let mut repos: Vec<Scope> = self
-            .github_repository
-            .iter()
-            .chain(self.allowed_repositories.iter())
-            .cloned()
-            .collect();
-        repos.sort();
-        repos.dedup();
-        repos
-    }
-
-    /// The scope a job of repository `full_name` gets its runner in, or
-    /// `None` when we do not serve that repository.
-    pub fn scope_for_job(&self, full_name: &str) -> Option<Scope> {
-        if let Some(org) = &self.github_org
-            && org.covers_repository(full_name)
-        {
-            return Some(org.clone());
-        }
-        self.served_repositories()
-            .into_iter()
-            .find(|repo| repo.covers_repository(full_name))
+    /// The pools file, when `RUNNER_POOLS_FILE` names one (empty: none).
+    pub fn pools_file(&self) -> Option<&std::path::Path> {
+        self.runner_pools_file
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
     }
 
     /// The GitHub token, from `GITHUB_TOKEN` or the file `GITHUB_TOKEN_FILE` names.
@@ -507,6 +474,29 @@ impl Config {
     }
 }
 
+/// Checks a runner's extra environment: `KEY=VALUE` pairs that set neither
+/// the GitHub token nor the runner's own registration inputs.
+///
+/// # Errors
+/// The first pair that is wrong, and why.
+pub(crate) fn check_runner_env(pairs: &[String]) -> Result<(), String> {
+    for pair in pairs {
+        match pair.split_once('=') {
+            Some((key, _)) if !key.is_empty() => {
+                if key.eq_ignore_ascii_case("GITHUB_TOKEN")
+                    || key
+                        .to_ascii_uppercase()
+                        .starts_with("ACTIONS_RUNNER_INPUT_")
+                {
+                    return Err(format!("may not set {key}"));
+                }
+            }
+            _ => return Err(format!("entries must be KEY=VALUE, got {pair:?}")),
+        }
+    }
+    Ok(())
+}
+
 /// Reads the secret file `variable` names. A file the process may not read
 /// says which user must read it and how, since under Compose the host
 /// file's owner and mode apply inside the container.
@@ -540,7 +530,7 @@ fn current_uid() -> Option<u32> {
 
 /// The longest any `*_SECONDS` setting may be: ten years, far past any use,
 /// and far from what `Instant` arithmetic could overflow.
-const MAX_SECONDS: u64 = 10 * 365 * 86_400;
+pub(crate) const MAX_SECONDS: u64 = 10 * 365 * 86_400;
 
 /// A `*_SECONDS` setting: whole seconds, 0 allowed (it means "off" where
 /// the variable says so).
@@ -564,6 +554,11 @@ fn positive_seconds(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+/// A path that may be empty (`RUNNER_POOLS_FILE=` in `.env`: none).
+fn path_or_empty(text: &str) -> Result<std::path::PathBuf, String> {
+    Ok(std::path::PathBuf::from(text.trim()))
+}
+
 /// `GITHUB_REPOSITORY` and each of `ALLOWED_REPOSITORIES`: `owner/name`.
 fn parse_repository(text: &str) -> Result<Scope, String> {
     Scope::repository(text.trim())
@@ -579,7 +574,7 @@ fn parse_organization(text: &str) -> Result<Scope, String> {
 pub struct RunnerCommand(pub Vec<String>);
 
 /// Splits `RUNNER_COMMAND` with POSIX shell rules (`shlex`).
-fn parse_command(line: &str) -> Result<RunnerCommand, String> {
+pub(crate) fn parse_command(line: &str) -> Result<RunnerCommand, String> {
     let args =
         shlex::split(line).ok_or_else(|| "unbalanced quotes or a trailing backslash".to_owned())?;
     if args.is_empty() {
@@ -606,7 +601,7 @@ fn validate_name_prefix(prefix: &str) -> Result<(), String> {
 }
 
 /// Parses `512m`, `2g`, `1073741824` into bytes.
-fn parse_memory(text: &str) -> Result<i64, String> {
+pub(crate) fn parse_memory(text: &str) -> Result<i64, String> {
     let text = text.trim().to_ascii_lowercase();
     let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => text.split_at(i),
@@ -854,7 +849,7 @@ mod tests {
             assert!(error.contains(variable), "{error}");
         }
         let c = config(&["--allowed-repositories", " o/r , o/s "]);
-        assert_eq!(c.served_repositories().len(), 2);
+        assert_eq!(c.allowed_repositories.len(), 2);
     }
 
     #[test]
@@ -879,20 +874,6 @@ mod tests {
                 .unwrap_err()
                 .contains("GITHUB_REPOSITORY or GITHUB_ORG")
         );
-    }
-
-    #[test]
-    fn jobs_map_to_scopes() {
-        let c = config(&["--github-org", "acme", "--allowed-repositories", "other/x"]);
-        assert_eq!(
-            c.scope_for_job("acme/app"),
-            Some(Scope::organization("acme").unwrap())
-        );
-        assert_eq!(
-            c.scope_for_job("other/x"),
-            Some(Scope::repository("other/x").unwrap())
-        );
-        assert_eq!(c.scope_for_job("other/y"), None);
     }
 
     #[test]

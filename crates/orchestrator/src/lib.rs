@@ -10,8 +10,11 @@
 //! - [`runners`]: the lifecycle (where a runner is created and destroyed)
 //!   and [`runners::Registry`], the in-memory view.
 //! - [`reconciler`]: the pass that keeps Docker, GitHub and the view in line.
-//! - [`autoscaler`]: runners on demand (webhooks, polling, warm pool).
+//! - [`pools`]: the kinds of runner (pools file or variables) and which
+//!   one a job goes to.
+//! - [`autoscaler`]: runners on demand (webhooks, polling, warm pools).
 //! - [`events`]: Docker's exit events.
+//! - [`metrics`]: what `/metrics` shows (Prometheus).
 //! - [`github`]: the GitHub REST client.
 //! - [`engine`]: where containers run (a trait; Docker today) and our labels (where state lives:
 //!   on the containers themselves).
@@ -24,6 +27,8 @@ pub mod config;
 pub mod engine;
 pub mod events;
 pub mod github;
+pub mod metrics;
+pub mod pools;
 pub mod reconciler;
 pub mod runners;
 pub mod scope;

@@ -29,6 +29,7 @@ use tracing::{debug, info, warn};
 use crate::engine::{DockerError, RunnerContainer, RunnerLabels};
 use crate::github::GitHubRunner;
 use crate::github::client::DeleteOutcome;
+use crate::metrics::FailureReason;
 use crate::runners::registry::ContainerPhase;
 use crate::runners::{Fleet, FleetError};
 use crate::scope::Scope;
@@ -88,7 +89,7 @@ impl Reconciler {
         let fleet = &self.fleet;
         let mut report = CleanupReport::default();
 
-        // 1. Which scopes to list: those of our containers, the default one.
+        // 1. Which scopes to list: those of our containers, each pool's.
         let first = match fleet.engine.list_runners().await {
             Ok(c) => c,
             Err(e) => {
@@ -98,6 +99,7 @@ impl Reconciler {
         };
         let mut scopes: BTreeSet<Scope> = first.iter().map(|c| c.record.scope.clone()).collect();
         scopes.extend(fleet.config.default_scope());
+        scopes.extend(fleet.pools.current().iter().filter_map(|p| p.scope.clone()));
         scopes.extend(fleet.registry.live().into_iter().map(|v| v.record.scope));
 
         // 2. GitHub's view, per scope; a failed listing makes the scope unknown.
@@ -129,7 +131,9 @@ impl Reconciler {
         };
         fleet.registry.sync_with_docker(&containers, listed_at);
         for runners in listings.values() {
-            fleet.registry.apply_github(runners);
+            for online in fleet.registry.apply_github(runners) {
+                fleet.metrics.runner_online(&online.pool, online.after);
+            }
         }
 
         // 3b. Containers created and never started, whose create is not in
@@ -212,12 +216,19 @@ impl Reconciler {
                 {
                     Ok(deleted) => {
                         fleet.registry.update(name, |v| {
-                            v.reason = Some(removal_note(reason, config_seconds(fleet, reason)));
+                            v.reason = Some(removal_note(
+                                reason,
+                                config_seconds(fleet, reason, &container.record.pool),
+                            ));
                             if reason == RemovalReason::RegistrationTimeout {
                                 v.phase = ContainerPhase::Exited(None);
                             }
                         });
-                        fleet.registry.retire(name);
+                        if fleet.registry.move_to_history(name).is_some()
+                            && let Some(failure) = FailureReason::of_removal(reason)
+                        {
+                            fleet.metrics.runner_failed(&container.record.pool, failure);
+                        }
                         report.push(RemovedRunner {
                             id: name.clone(),
                             reason,
@@ -259,7 +270,7 @@ impl Reconciler {
             .is_some_and(|v| v.was_online);
         let limits = Limits {
             registration_timeout: self.fleet.config.runner_registration_timeout,
-            max_lifetime: self.fleet.config.runner_max_lifetime,
+            max_lifetime: max_lifetime(&self.fleet, &record.pool),
         };
         match verdict(
             record,
@@ -346,11 +357,21 @@ pub fn verdict(
     }
 }
 
-/// The setting behind a time-based removal, in seconds.
-fn config_seconds(fleet: &Fleet, reason: RemovalReason) -> u64 {
+/// The longest a runner of `pool` that is not busy may live: its pool's
+/// `max_lifetime`, or `RUNNER_MAX_LIFETIME_SECONDS` once its pool is gone.
+fn max_lifetime(fleet: &Fleet, pool: &str) -> Duration {
+    fleet
+        .pools
+        .current()
+        .get(pool)
+        .map_or(fleet.config.runner_max_lifetime, |p| p.max_lifetime)
+}
+
+/// The setting behind a time-based removal of a runner of `pool`, in seconds.
+fn config_seconds(fleet: &Fleet, reason: RemovalReason, pool: &str) -> u64 {
     match reason {
         RemovalReason::RegistrationTimeout => fleet.config.runner_registration_timeout.as_secs(),
-        RemovalReason::MaxLifetime => fleet.config.runner_max_lifetime.as_secs(),
+        RemovalReason::MaxLifetime => max_lifetime(fleet, pool).as_secs(),
         _ => 0,
     }
 }
@@ -363,7 +384,7 @@ fn removal_note(reason: RemovalReason, seconds: u64) -> String {
         }
         RemovalReason::MaxLifetime => {
             format!(
-                "removed after its maximum lifetime of {seconds}s (RUNNER_MAX_LIFETIME_SECONDS)"
+                "removed after its maximum lifetime of {seconds}s (its pool's max_lifetime; RUNNER_MAX_LIFETIME_SECONDS without a pools file)"
             )
         }
         RemovalReason::RegistrationGone => "its GitHub registration was gone".to_owned(),
@@ -390,6 +411,7 @@ mod tests {
             github_runner_id,
             for_job: None,
             autoscaled: false,
+            pool: "default".into(),
         }
     }
 

@@ -22,6 +22,7 @@ use crate::events;
 use crate::github::auth::AppCredentials;
 use crate::github::client::load_ca_file;
 use crate::github::{GitHubClient, GitHubError};
+use crate::pools::PoolSet;
 use crate::reconciler::Reconciler;
 use crate::runners::{Fleet, FleetError};
 use crate::supervisor::{Heartbeats, Supervisor};
@@ -77,13 +78,19 @@ impl Application {
             config.default_scope().as_ref(),
         );
         let engine = DockerEngine::connect(owner, config.docker_timeout).context("DOCKER_HOST")?;
+        let pools = PoolSet::load(&config).map_err(anyhow::Error::msg)?;
         let fleet = Arc::new(Fleet::new(
             config.clone(),
+            pools,
             Box::new(github),
             Box::new(engine),
         ));
         claim_instance_id(&fleet).await?;
-        check_runner_network(&fleet).await?;
+        let pools = fleet.pools.current();
+        fleet
+            .check_networks(&pools)
+            .await
+            .map_err(anyhow::Error::msg)?;
         let address = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(address).await.with_context(|| {
             format!("cannot listen on {address} (ORCHESTRATOR_HOST/ORCHESTRATOR_PORT)")
@@ -144,6 +151,14 @@ impl Application {
                 async move { fleet.run_image_puller(stop, beat).await }
             });
         }
+        if fleet.pools.file().is_some() {
+            loops.spawn("pools_reload", {
+                let fleet = fleet.clone();
+                let beat = heartbeats.register("pools_reload", None);
+                let stop = stop.clone();
+                async move { fleet.reload_on_sighup(stop, beat).await }
+            });
+        }
         if self.autoscaler.enabled() {
             loops.spawn("scale", {
                 let autoscaler = self.autoscaler.clone();
@@ -152,7 +167,7 @@ impl Application {
                 async move { autoscaler.run(stop, beat).await }
             });
         }
-        if autoscaler::poller::enabled(&config) {
+        if autoscaler::poller::enabled(&config, &fleet.pools.current()) {
             loops.spawn(
                 "poll",
                 autoscaler::poller::run(
@@ -310,24 +325,6 @@ async fn check_github_app(
             Ok(())
         }
     }
-}
-
-/// Makes sure the runner network exists and is not one the orchestrator
-/// itself is attached to (runners must not reach it).
-async fn check_runner_network(fleet: &Fleet) -> anyhow::Result<()> {
-    let network = &fleet.config.runner_network;
-    if let Ok(hostname) = std::env::var("HOSTNAME")
-        && let Ok(own) = fleet.engine.container_networks(&hostname).await
-        && own.iter().any(|n| n == network)
-    {
-        anyhow::bail!(
-            "RUNNER_NETWORK={network} is a network the orchestrator's own container is attached to; runners must not be able to reach the orchestrator: use a separate network"
-        );
-    }
-    if let Err(e) = fleet.engine.ensure_network(network).await {
-        warn!(network = %network, error = %e, "could not prepare the runner network yet; creates will retry");
-    }
-    Ok(())
 }
 
 /// Deregisters and removes every runner that is not busy.

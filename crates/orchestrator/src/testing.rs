@@ -258,6 +258,7 @@ pub(crate) fn container(
             github_runner_id: Some(github_id),
             for_job: None,
             autoscaled: false,
+            pool: "default".into(),
         },
         image: "runner:test".into(),
         running: exit_code.is_none(),
@@ -284,7 +285,8 @@ pub(crate) fn fleet() -> (Arc<Fleet>, FakeHandles) {
         registrations: github.runners.clone(),
         listings_fail: github.listings_fail.clone(),
     };
-    let fleet = Fleet::new(Arc::new(config), Box::new(github), Box::new(engine));
+    let pools = crate::pools::PoolSet::load(&config).expect("the default pool");
+    let fleet = Fleet::new(Arc::new(config), pools, Box::new(github), Box::new(engine));
     (Arc::new(fleet), handles)
 }
 

@@ -231,6 +231,54 @@ async fn runner_lifecycle_through_the_gateway() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runner_pools_through_the_gateway() {
+    let world = World::start().await;
+    let anonymous = reqwest::get(world.gateway.url("/api/v1/pools"))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401, "the pools need the API key");
+
+    // Without a pools file: one pool, `default`, from the variables.
+    let (status, listed) = world.call(Method::GET, "/api/v1/pools", None).await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["pools"][0]["name"], "default", "{listed}");
+    assert_eq!(listed["pools"][0]["repository"], REPO, "{listed}");
+    let (status, body) = world
+        .call(
+            Method::POST,
+            "/api/v1/runners",
+            Some(json!({"count": 1, "pool": "default"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["runners"][0]["pool"], "default");
+    let (_, listed) = world.call(Method::GET, "/api/v1/pools", None).await;
+    let runners = &listed["pools"][0]["runners"];
+    assert_eq!(
+        runners["starting"].as_u64().unwrap() + runners["idle"].as_u64().unwrap(),
+        1,
+        "{listed}"
+    );
+    // The orchestrator's answers pass through: no pools file to reload,
+    // no such pool to create in.
+    let (status, body) = world.call(Method::POST, "/api/v1/pools/reload", None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "no_pools_file");
+    let (status, body) = world
+        .call(
+            Method::POST,
+            "/api/v1/runners",
+            Some(json!({"count": 1, "pool": "huge"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("huge"),
+        "{body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orchestrator_validation_errors_pass_through_unchanged() {
     let world = World::start().await;
     let bad = json!({"count": 0});

@@ -38,6 +38,7 @@ fn orchestrator_health(status: HealthStatus) -> OrchestratorHealth {
         runners: BTreeMap::new(),
         max_runners: 10,
         loops: Default::default(),
+        pools: Default::default(),
     }
 }
 

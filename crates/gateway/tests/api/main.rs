@@ -11,5 +11,6 @@ mod helpers;
 mod hostile;
 mod limits;
 mod load;
+mod metrics;
 mod proxy;
 mod slow_clients;

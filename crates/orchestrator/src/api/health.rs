@@ -1,7 +1,9 @@
 //! `/health` (Docker, GitHub, the image, runner counts), `/readyz` (Docker
 //! answers: the container's health check) and `/healthz` (liveness).
 
-use api_types::{DockerHealth, GitHubHealth, HealthStatus, OrchestratorHealth, RateLimitBucket};
+use api_types::{
+    DockerHealth, GitHubHealth, HealthStatus, OrchestratorHealth, PoolsHealth, RateLimitBucket,
+};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,8 +26,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 ///
 /// 200 when Docker answers; 503 (`unhealthy`, with the reason) when it
 /// does not, whatever the reason. GitHub's
-/// state and each background loop's last pass are reported; a GitHub
-/// outage or a late loop makes it `degraded` but leaves it at 200:
+/// state, each background loop's last pass and the pools in force are
+/// reported; a GitHub outage, a late loop or a refused reload of the pools
+/// file makes it `degraded` but leaves it at 200:
 /// existing runners keep working without them.
 #[utoipa::path(
     get, path = "/health", tag = "health",
@@ -40,7 +43,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
         Ok(v) => {
             let digest = fleet
                 .engine
-                .image_digest(&fleet.config.runner_image)
+                .image_digest(fleet.image.image())
                 .await
                 .ok()
                 .flatten();
@@ -105,9 +108,18 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
     for (name, record) in loops.iter().filter(|(_, r)| r.late) {
         warn!(loop_name = %name, last_pass_at = ?record.last_pass_at, "background loop is late");
     }
+    let pools = PoolsHealth {
+        names: fleet
+            .pools
+            .current()
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+        reload_error: fleet.pools.last_reload().and_then(|r| r.error),
+    };
     let status = if !docker.reachable {
         HealthStatus::Unhealthy
-    } else if github.reachable && !loops.values().any(|l| l.late) {
+    } else if github.reachable && !loops.values().any(|l| l.late) && pools.reload_error.is_none() {
         HealthStatus::Ok
     } else {
         HealthStatus::Degraded
@@ -128,6 +140,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
             runners: fleet.registry.counts(),
             max_runners: fleet.config.max_runners,
             loops,
+            pools,
         }),
     )
 }

@@ -1,7 +1,9 @@
 //! The orchestrator's HTTP API: where a request goes.
 //!
 //! - [`runners`]: `/runners…` handlers.
+//! - [`pools`]: `/pools` and `/pools/reload`.
 //! - [`health`]: `/health`, `/healthz`.
+//! - [`metrics`]: `/metrics`, in the Prometheus text format.
 //! - [`webhooks`]: `/webhooks/github`, GitHub's deliveries.
 //! - [`error`]: [`ApiError`], the JSON error answer.
 //! - [`extract`]: JSON, query and path extractors that answer with [`ApiError`].
@@ -9,6 +11,8 @@
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
+pub mod pools;
 pub mod runners;
 pub mod webhooks;
 
@@ -60,7 +64,9 @@ pub struct AppState {
     ),
     tags(
         (name = "runners", description = "Ephemeral runners"),
+        (name = "pools", description = "Runner pools: the kinds of runner, chosen by a job's labels"),
         (name = "health", description = "Health checks"),
+        (name = "metrics", description = "Prometheus metrics"),
         (name = "webhooks", description = "GitHub webhook deliveries")
     ),
     components(schemas(api_types::ErrorBody))
@@ -71,7 +77,9 @@ struct ApiDoc;
 fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(runners::router())
+        .merge(pools::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(webhooks::router().layer(DefaultBodyLimit::max(WEBHOOK_MAX_BODY_BYTES)))
 }
 
@@ -201,7 +209,11 @@ mod tests {
                 "create_runners",
                 "409",
                 "No free slot",
-                said(FleetError::Capacity { free: 1, max: 10 }),
+                said(FleetError::Capacity {
+                    free: 1,
+                    max: 10,
+                    pool: None,
+                }),
             ),
             (
                 "delete_runner",

@@ -76,7 +76,8 @@ async fn create_runners(
     Wait(wait): Wait,
     Json(body): Json<CreateRunnersRequest>,
 ) -> Result<Response, ApiError> {
-    let plan = request::plan(&state.fleet.config, &body)?;
+    let pools = state.fleet.pools.current();
+    let plan = request::plan(&state.fleet.config, &pools, &body)?;
     let create = match &key {
         Some(key) => state
             .fleet

@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::scope::Scope;
-
 /// How many handled delivery ids are remembered to drop redeliveries.
 const DELIVERIES_KEPT: usize = 10_000;
 /// How long a completed job is remembered (replays of it stay no-ops).
@@ -76,8 +74,9 @@ pub struct JobReport {
     pub name: Option<String>,
     /// `owner/name` of its repository.
     pub repository: String,
-    /// The scope our runner for it registers in.
-    pub scope: Scope,
+    /// The labels it asks for (`runs-on`): which pool it goes to is decided
+    /// from them with the pools in force at each tick.
+    pub labels: Vec<String>,
     /// Where it is.
     pub status: JobStatus,
     /// Its conclusion, once completed.
@@ -356,7 +355,7 @@ mod tests {
             run_id: Some(1),
             name: None,
             repository: "o/r".into(),
-            scope: Scope::repository("o/r").unwrap(),
+            labels: vec!["self-hosted".into()],
             status,
             conclusion: None,
             runner_name: None,

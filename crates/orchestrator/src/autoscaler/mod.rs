@@ -5,12 +5,14 @@
 //! and from polling ([`poller`]); both feed one [`JobBook`] (a job seen both
 //! ways counts once, and its status only moves forward). The scaling loop
 //! then decides ([`plan`], a plain function of the book, the registry and
-//! the settings, unit-tested with paused time): it compares, per scope, the queued jobs (plus the warm pool,
-//! `MIN_IDLE_RUNNERS`, in the default scope) with the runners that can still
-//! take a job (starting or idle), and creates the difference, up to
-//! `MAX_RUNNERS`. Jobs beyond the cap wait for free slots. Idle runners the
-//! autoscaler made and nobody needs are removed after
-//! `RUNNER_IDLE_TIMEOUT_SECONDS`.
+//! the settings, unit-tested with paused time): each queued job is routed
+//! to its pool ([`crate::pools::routing`]), and per pool and scope the
+//! queued jobs (plus the pool's warm pool, `min_idle`, in its own scope)
+//! are compared with the runners that can still take a job (starting or
+//! idle); the difference is created, up to the pool's `max` and
+//! `MAX_RUNNERS` over all pools. Jobs beyond a cap wait for free slots.
+//! Idle runners the autoscaler made and nobody needs are removed after
+//! their pool's idle timeout.
 //!
 //! GitHub gives a queued job to any idle runner whose labels match, so
 //! runners are not bound to jobs: counting supply against demand keeps
@@ -23,6 +25,7 @@ pub mod plan;
 pub mod poller;
 pub mod webhook;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +39,8 @@ pub use jobs::{Delivery, DeliveryClaim, JobBook, JobEntry, JobReport, JobStatus}
 use pending::PendingCreates;
 
 use crate::github::{GitHubError, WorkflowJob};
+use crate::pools::routing::{self, Unrouted};
+use crate::pools::{Pool, Pools};
 use crate::runners::request::BatchPlan;
 use crate::runners::{Fleet, FleetError, RunnerView};
 use crate::scope::Scope;
@@ -57,14 +62,17 @@ pub enum Ingested {
     Ignored(String),
 }
 
-/// GitHub's rule for a job's labels (`runs-on`) and a runner's: the job may
-/// run there when each label it asks for is one of the runner's, compared
-/// case-insensitively. A job with no labels at all is not taken.
-fn labels_match(asked: &[String], runner: &[String]) -> bool {
-    !asked.is_empty()
-        && asked
-            .iter()
-            .all(|label| runner.iter().any(|ours| ours.eq_ignore_ascii_case(label)))
+/// How many of `queued` go to each pool of `pools` (routed as the scaler
+/// routes them): a job whose pool was removed since is no pool's demand.
+pub fn queued_by_pool(pools: &Pools, queued: &[JobEntry]) -> BTreeMap<String, usize> {
+    let mut by_pool = BTreeMap::new();
+    for entry in queued {
+        if let Ok((pool, _)) = routing::route(pools, &entry.report.repository, &entry.report.labels)
+        {
+            *by_pool.entry(pool.name.clone()).or_default() += 1;
+        }
+    }
+    by_pool
 }
 
 /// The autoscaler: the job book and the loop that acts on it.
@@ -74,8 +82,6 @@ pub struct Autoscaler {
     /// Every job we know of.
     pub jobs: JobBook,
     wake: Notify,
-    /// The labels autoscaled runners register with.
-    runner_labels: Vec<String>,
     /// Creates asked for by a tick and not finished yet.
     pending: PendingCreates,
 }
@@ -83,29 +89,22 @@ pub struct Autoscaler {
 impl Autoscaler {
     /// An autoscaler over `fleet`.
     pub fn new(fleet: Arc<Fleet>) -> Self {
-        let runner_labels = fleet.config.base_labels();
         Self {
             fleet,
             jobs: JobBook::default(),
             wake: Notify::new(),
-            runner_labels,
             pending: PendingCreates::default(),
         }
     }
 
-    /// Whether any way of finding demand is configured.
+    /// Whether any way of finding demand is configured: webhooks, polling,
+    /// a warm pool, or a pools file (a reload may add a warm pool).
     pub fn enabled(&self) -> bool {
         let c = &self.fleet.config;
-        c.github_webhook_secret.is_some() || c.poll_interval().is_some() || c.min_idle_runners > 0
-    }
-
-    /// Whether our runners can run a job with `labels`, as GitHub matches
-    /// them: every label the job asks for is one of ours (case-insensitive).
-    /// The job need not ask for `self-hosted` (`runs-on: [linux, x64]` reaches
-    /// self-hosted runners too); `ubuntu-latest` is not among our labels, so
-    /// such jobs stay GitHub's.
-    pub fn serves_labels(&self, labels: &[String]) -> bool {
-        labels_match(labels, &self.runner_labels)
+        c.github_webhook_secret.is_some()
+            || c.poll_interval().is_some()
+            || c.pools_file().is_some()
+            || self.fleet.pools.current().iter().any(|p| p.min_idle > 0)
     }
 
     /// Takes what a webhook or a poll says about a job.
@@ -113,10 +112,23 @@ impl Autoscaler {
         let Some(status) = JobStatus::from_github(&job.status) else {
             return Ingested::Ignored(format!("job status {} is not acted on", job.status));
         };
+        // When it was first heard of as queued, for `gha_job_wait_seconds`.
+        let queued_since = self
+            .jobs
+            .get(job.id)
+            .filter(|e| e.report.status == JobStatus::Queued)
+            .map(|e| e.first_seen);
         // The job book first, the runner second: `tick` reads them in the
         // opposite order, so it can never see the runner busy with a job it
         // still counts as queued.
         let outcome = self.record_job(repository, job, status);
+        if let (Ingested::Recorded, JobStatus::InProgress, Some(since)) =
+            (&outcome, status, queued_since)
+            && let Ok((pool, _)) =
+                routing::route(&self.fleet.pools.current(), repository, &job.labels)
+        {
+            self.fleet.metrics.job_started(&pool.name, since.elapsed());
+        }
         // A late report (the book knows the job further along) changes nothing.
         let late = self
             .jobs
@@ -124,12 +136,13 @@ impl Autoscaler {
             .is_some_and(|e| e.report.status > status);
         // Whatever the job, a runner of ours that took it is busy now.
         if let Some(runner) = job.runner_name.as_ref().filter(|_| !late) {
+            let mut came_online = None;
             self.fleet.registry.update(runner, |view| {
-                match status {
+                came_online = match status {
                     JobStatus::InProgress => view.set_github_status(true, true),
                     JobStatus::Completed => view.set_github_status(view.online, false),
-                    JobStatus::Queued => {}
-                }
+                    JobStatus::Queued => None,
+                };
                 view.job = Some(RunnerJob {
                     id: job.id,
                     run_id: job.run_id,
@@ -138,6 +151,9 @@ impl Autoscaler {
                     conclusion: job.conclusion.clone(),
                 });
             });
+            if let Some(online) = came_online {
+                self.fleet.metrics.runner_online(&online.pool, online.after);
+            }
         }
         if outcome == Ingested::Recorded {
             self.wake.notify_one();
@@ -145,23 +161,30 @@ impl Autoscaler {
         outcome
     }
 
-    /// Records a job of a repository and labels we serve in the book.
+    /// Records a job in the book when a pool serves its repository and
+    /// fits its labels (GitHub's rule: every label it asks for is one of the
+    /// pool's, case-insensitive; `runs-on: [linux, x64]` reaches self-hosted
+    /// runners too, `ubuntu-latest` stays GitHub's).
     fn record_job(&self, repository: &str, job: &WorkflowJob, status: JobStatus) -> Ingested {
-        let Some(scope) = self.fleet.config.scope_for_job(repository) else {
-            return Ingested::Ignored(format!("repository {repository} is not served"));
+        let pools = self.fleet.pools.current();
+        // A job already in the book keeps being followed, even when a
+        // reload took its pool away: its end must still be recorded.
+        let known = self.jobs.get(job.id).is_some();
+        let why = match routing::route(&pools, repository, &job.labels) {
+            Ok(_) => None,
+            Err(Unrouted::Repository) => Some(format!("repository {repository} is not served")),
+            Err(Unrouted::Labels) => Some(format!("no pool has every label of {:?}", job.labels)),
         };
-        if !self.serves_labels(&job.labels) {
-            return Ingested::Ignored(format!(
-                "labels {:?} are not all among ours {:?}",
-                job.labels, self.runner_labels
-            ));
+        if let Some(why) = why.filter(|_| !known) {
+            debug!(job = job.id, repository, reason = %why, "job left alone (it may be another system's)");
+            return Ingested::Ignored(why);
         }
         let report = JobReport {
             id: job.id,
             run_id: job.run_id,
             name: job.name.clone(),
             repository: repository.to_owned(),
-            scope,
+            labels: job.labels.clone(),
             status,
             conclusion: job.conclusion.clone(),
             runner_name: job.runner_name.clone(),
@@ -189,14 +212,19 @@ impl Autoscaler {
         }
     }
 
-    /// One scaling decision per scope.
+    /// One scaling decision per pool and scope.
     pub async fn tick(&self) {
-        self.jobs.prune(self.fleet.config.runner_max_lifetime);
+        let pools = self.fleet.pools.current();
+        self.jobs.prune(
+            self.fleet
+                .config
+                .runner_max_lifetime
+                .max(pools.longest_lifetime()),
+        );
         if self.fleet.is_shutting_down() {
             return;
         }
         self.recheck_stale_jobs().await;
-        let config = &self.fleet.config;
         // Runners first, jobs second (`ingest` writes them in the opposite
         // order): a job that just started can then only be missed for one
         // tick, never counted twice (queued *and* holding a runner), which
@@ -204,17 +232,24 @@ impl Autoscaler {
         // Creates under way before the runners: a create that ends in
         // between is then counted twice (one tick asks for one runner too
         // few), never missed (which would ask for a runner too many).
-        let pending = self.pending.by_scope();
+        let pending = self.pending.by_pool();
         let live = self.fleet.registry.live();
         let queued = self.jobs.queued();
-        let default_scope = config.default_scope();
+        // Routed with the pools in force now: a reload moves waiting jobs.
+        let routed: Vec<plan::Routed<'_>> = queued
+            .iter()
+            .filter_map(|entry| {
+                let (pool, scope) =
+                    routing::route(&pools, &entry.report.repository, &entry.report.labels).ok()?;
+                let pool = pools.get(&pool.name)?;
+                Some(plan::Routed { pool, scope, entry })
+            })
+            .collect();
         let decided = plan::plan(
-            &queued,
+            &routed,
             &live,
             &plan::Settings {
-                default_scope: default_scope.as_ref(),
-                min_idle: config.min_idle_runners as usize,
-                idle_timeout: config.runner_idle_timeout,
+                pools: &pools,
                 free_slots: self.fleet.registry.free_slots(),
                 pending: &pending,
             },
@@ -223,7 +258,7 @@ impl Autoscaler {
         if decided.waiting > 0 {
             debug!(
                 waiting = decided.waiting,
-                "jobs wait for free runner slots (MAX_RUNNERS)"
+                "jobs wait for free runner slots (MAX_RUNNERS or their pool's max)"
             );
         }
         let idle: Vec<&RunnerView> = decided
@@ -231,19 +266,23 @@ impl Autoscaler {
             .iter()
             .filter_map(|name| live.iter().find(|v| &v.record.name == name))
             .collect();
-        for (scope, for_job) in decided.creates {
-            self.start_create(scope, for_job);
+        for (pool, scope, for_job) in decided.creates {
+            if let Some(pool) = pools.get(&pool) {
+                self.start_create(pool.clone(), scope, for_job);
+            }
         }
-        self.remove_idle(&idle).await;
+        self.remove_idle(&idle, &pools).await;
     }
 
     /// Starts creating one runner and returns without waiting for it: the
     /// create is an operation of its own (shutdown waits for it rather
     /// than cutting it between GitHub and Docker), counted as under way
     /// until it ends, and its outcome is logged by a task of its own.
-    fn start_create(&self, scope: Scope, for_job: Option<i64>) {
-        let under_way = self.pending.begin(scope.clone(), for_job);
-        let create = self.create_runner(scope.clone(), for_job);
+    fn start_create(&self, pool: Arc<Pool>, scope: Scope, for_job: Option<i64>) {
+        let under_way = self
+            .pending
+            .begin((pool.name.clone(), scope.clone()), for_job);
+        let create = self.create_runner(pool, scope, for_job);
         self.fleet.operations.spawn(async move {
             create.await;
             drop(under_way);
@@ -252,37 +291,39 @@ impl Autoscaler {
 
     fn create_runner(
         &self,
+        pool: Arc<Pool>,
         scope: Scope,
         for_job: Option<i64>,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let config = &self.fleet.config;
         let plan = BatchPlan {
             count: 1,
             scope: scope.clone(),
-            labels: self.runner_labels.clone(),
-            image: config.runner_image.clone(),
-            runner_group_id: config.runner_group_id,
+            labels: pool.labels.clone(),
+            image: pool.image.clone(),
+            runner_group_id: pool.runner_group_id,
             for_job,
             autoscaled: true,
+            pool: pool.clone(),
         };
         let create = self.fleet.start_create(plan);
+        let pool = pool.name.clone();
         async move {
             match create.operation.outcome().await {
                 Ok(Ok(runners)) => {
-                    info!(runner = %runners[0].id, scope = %scope, job = ?for_job, "runner created on demand");
+                    info!(runner = %runners[0].id, pool = %pool, scope = %scope, job = ?for_job, "runner created on demand");
                 }
                 Ok(Err(e)) => match &*e {
                     FleetError::Capacity { .. }
                     | FleetError::ShuttingDown
                     | FleetError::GitHub(GitHubError::RateLimited { .. }) => {
-                        debug!(scope = %scope, job = ?for_job, "runner creation deferred (capacity, shutdown or GitHub rate limit)");
+                        debug!(pool = %pool, scope = %scope, job = ?for_job, "runner creation deferred (capacity, shutdown or GitHub rate limit)");
                     }
                     e => {
-                        warn!(scope = %scope, job = ?for_job, error = %e, "could not create a runner on demand; retrying next tick")
+                        warn!(pool = %pool, scope = %scope, job = ?for_job, error = %e, "could not create a runner on demand; retrying next tick")
                     }
                 },
                 Err(lost) => {
-                    warn!(scope = %scope, job = ?for_job, error = %lost, "could not create a runner on demand; retrying next tick")
+                    warn!(pool = %pool, scope = %scope, job = ?for_job, error = %lost, "could not create a runner on demand; retrying next tick")
                 }
             }
         }
@@ -291,8 +332,7 @@ impl Autoscaler {
     /// Removes the idle runners the plan found surplus, each as an
     /// operation of its own: shutdown waits for it rather than cutting it
     /// between GitHub and Docker.
-    async fn remove_idle(&self, idle: &[&RunnerView]) {
-        let timeout = self.fleet.config.runner_idle_timeout;
+    async fn remove_idle(&self, idle: &[&RunnerView], pools: &Pools) {
         let removals: Vec<_> = idle
             .iter()
             .map(|view| {
@@ -300,10 +340,16 @@ impl Autoscaler {
                 let name = view.record.name.clone();
                 let scope = view.record.scope.clone();
                 let github_id = view.github_runner_id;
-                let note = format!(
-                    "idle for {}s with no job for it (RUNNER_IDLE_TIMEOUT_SECONDS)",
-                    timeout.as_secs()
-                );
+                let note = match pools.get(&view.record.pool) {
+                    Some(pool) => format!(
+                        "idle for {}s with no job for it (its pool's idle timeout)",
+                        pool.idle_timeout.as_secs()
+                    ),
+                    None => format!(
+                        "its pool {:?} was taken out of the pools file",
+                        view.record.pool
+                    ),
+                };
                 let removal = self.fleet.operations.spawn(async move {
                     match fleet.retire_idle(&name, &scope, github_id, note).await {
                         Ok(()) | Err(FleetError::Busy(_)) => {}
@@ -343,46 +389,6 @@ impl Autoscaler {
                     debug!(job = entry.report.id, error = %e, "could not re-check a stale job")
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::labels_match;
-
-    fn labels(names: &[&str]) -> Vec<String> {
-        names.iter().map(|n| (*n).to_owned()).collect()
-    }
-
-    #[test]
-    fn a_job_is_ours_when_every_label_it_asks_for_is_ours() {
-        let ours = labels(&["self-hosted", "linux", "x64", "docker"]);
-        for asked in [
-            &["self-hosted"][..],
-            &["self-hosted", "linux", "x64", "docker"],
-            // No `self-hosted`: GitHub still gives it to a runner with these.
-            &["linux"],
-            &["linux", "x64"],
-            &["docker"],
-            // Case-insensitive, as GitHub compares.
-            &["Self-Hosted", "LINUX"],
-        ] {
-            assert!(labels_match(&labels(asked), &ours), "{asked:?}");
-        }
-    }
-
-    #[test]
-    fn a_job_asking_for_a_label_we_lack_is_not_ours() {
-        let ours = labels(&["self-hosted", "linux", "x64"]);
-        for asked in [
-            &["ubuntu-latest"][..],
-            &["self-hosted", "gpu"],
-            &["linux", "arm64"],
-            &["self-hosted", "linux", "x64", "docker"],
-            &[],
-        ] {
-            assert!(!labels_match(&labels(asked), &ours), "{asked:?}");
         }
     }
 }

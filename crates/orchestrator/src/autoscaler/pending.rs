@@ -9,7 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::scope::Scope;
 
-/// Creates under way, by scope: the job each one is for (`None`: the warm pool).
+/// A pool's name and a scope: where a create is under way.
+pub type PoolScope = (String, Scope);
+
+/// Creates under way, by pool and scope: the job each one is for (`None`:
+/// the warm pool).
 #[derive(Debug, Default)]
 pub struct PendingCreates {
     /// Shared with each [`PendingCreate`], which outlives the tick that
@@ -20,7 +24,7 @@ pub struct PendingCreates {
 #[derive(Debug, Default)]
 struct Inner {
     next: u64,
-    creates: BTreeMap<u64, (Scope, Option<i64>)>,
+    creates: BTreeMap<u64, (PoolScope, Option<i64>)>,
 }
 
 fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
@@ -29,24 +33,24 @@ fn lock(inner: &Mutex<Inner>) -> MutexGuard<'_, Inner> {
 
 impl PendingCreates {
     /// Counts a create as under way until the returned guard is dropped.
-    pub fn begin(&self, scope: Scope, for_job: Option<i64>) -> PendingCreate {
+    pub fn begin(&self, at: PoolScope, for_job: Option<i64>) -> PendingCreate {
         let mut inner = lock(&self.inner);
         let token = inner.next;
         inner.next += 1;
-        inner.creates.insert(token, (scope, for_job));
+        inner.creates.insert(token, (at, for_job));
         PendingCreate {
             inner: self.inner.clone(),
             token,
         }
     }
 
-    /// The creates under way, by scope.
-    pub fn by_scope(&self) -> BTreeMap<Scope, Vec<Option<i64>>> {
-        let mut by_scope: BTreeMap<Scope, Vec<Option<i64>>> = BTreeMap::new();
-        for (scope, job) in lock(&self.inner).creates.values() {
-            by_scope.entry(scope.clone()).or_default().push(*job);
+    /// The creates under way, by pool and scope.
+    pub fn by_pool(&self) -> BTreeMap<PoolScope, Vec<Option<i64>>> {
+        let mut by_pool: BTreeMap<PoolScope, Vec<Option<i64>>> = BTreeMap::new();
+        for (at, job) in lock(&self.inner).creates.values() {
+            by_pool.entry(at.clone()).or_default().push(*job);
         }
-        by_scope
+        by_pool
     }
 }
 
@@ -71,13 +75,13 @@ mod tests {
     #[test]
     fn a_create_counts_until_its_guard_goes() {
         let pending = PendingCreates::default();
-        let scope = Scope::repository("acme/app").unwrap();
-        let first = pending.begin(scope.clone(), Some(7));
-        let second = pending.begin(scope.clone(), None);
-        assert_eq!(pending.by_scope()[&scope], vec![Some(7), None]);
+        let at = ("small".to_owned(), Scope::repository("acme/app").unwrap());
+        let first = pending.begin(at.clone(), Some(7));
+        let second = pending.begin(at.clone(), None);
+        assert_eq!(pending.by_pool()[&at], vec![Some(7), None]);
         drop(first);
-        assert_eq!(pending.by_scope()[&scope], vec![None]);
+        assert_eq!(pending.by_pool()[&at], vec![None]);
         drop(second);
-        assert!(pending.by_scope().is_empty());
+        assert!(pending.by_pool().is_empty());
     }
 }

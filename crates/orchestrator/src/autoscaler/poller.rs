@@ -22,6 +22,7 @@ use super::Autoscaler;
 use crate::config::Config;
 use crate::github::pages::FILTERED_RUNS_CAP;
 use crate::github::{GitHub, GitHubError, PageCache};
+use crate::pools::Pools;
 use crate::scope::Scope;
 use crate::supervisor::Beat;
 
@@ -48,12 +49,13 @@ struct Cache {
 }
 
 /// Whether polling runs: it is on (`AUTOSCALE_POLL_INTERVAL_SECONDS`) and
-/// names a repository (warns when it is on with none).
-pub fn enabled(config: &Config) -> bool {
+/// a pool names a repository, or a pools file may name one after a reload
+/// (warns when it is on with none).
+pub fn enabled(config: &Config, pools: &Pools) -> bool {
     if config.poll_interval().is_none() {
         return false;
     }
-    if config.served_repositories().is_empty() {
+    if pools.served_repositories().is_empty() && config.pools_file().is_none() {
         match (&config.github_org, config.github_webhook_secret.is_some()) {
             (Some(org), true) => info!(
                 organization = %org,
@@ -77,9 +79,10 @@ pub fn enabled(config: &Config) -> bool {
 pub async fn run(autoscaler: Arc<Autoscaler>, stop: CancellationToken, beat: Beat) {
     let config = autoscaler.fleet.config.clone();
     let interval = config.autoscale_poll_interval;
-    let repositories = config.served_repositories();
     let mut cache = Cache::default();
     loop {
+        // Read at each round: a reload may name other repositories.
+        let repositories = autoscaler.fleet.pools.current().served_repositories();
         let mut complete = true;
         for repo in &repositories {
             if let Err(e) = poll_repository(&autoscaler, &mut cache, repo).await {

@@ -310,13 +310,15 @@ impl DockerEngine {
         operation: &'static str,
         call: impl Future<Output = Result<T, BollardError>>,
     ) -> Result<T, DockerError> {
-        match tokio::time::timeout(self.timeout, call).await {
+        let result = match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result.map_err(|e| self.error(operation, e)),
             Err(_) => Err(DockerError::Unavailable {
                 operation,
                 message: format!("no answer within {}s", self.timeout.as_secs()),
             }),
-        }
+        };
+        // Every timed call passes here: `gha_docker_errors_total`.
+        result.inspect_err(crate::metrics::errors::docker_error)
     }
 }
 

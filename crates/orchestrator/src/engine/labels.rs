@@ -27,6 +27,9 @@ pub const CREATED_AT: &str = "dev.gha-runners.created-at";
 pub const GITHUB_RUNNER_ID: &str = "dev.gha-runners.github-runner-id";
 /// The workflow job the runner was created for, when it was.
 pub const FOR_JOB: &str = "dev.gha-runners.for-job";
+/// The runner pool the runner belongs to (absent on runners made before
+/// pools existed: they belong to `default`).
+pub const POOL: &str = "dev.gha-runners.pool";
 /// `"true"` when the autoscaler created the runner (the idle timeout applies).
 pub const AUTOSCALED: &str = "dev.gha-runners.autoscaled";
 /// The GitHub API URL of the orchestrator that owns it (with
@@ -116,6 +119,8 @@ pub struct RunnerLabels {
     pub for_job: Option<i64>,
     /// Whether the autoscaler created it.
     pub autoscaled: bool,
+    /// The pool it belongs to.
+    pub pool: String,
 }
 
 impl RunnerLabels {
@@ -128,6 +133,7 @@ impl RunnerLabels {
             (SCOPE_TARGET.to_owned(), self.scope.target()),
             (RUNNER_LABELS.to_owned(), self.labels.join(",")),
             (CREATED_AT.to_owned(), self.created_at.to_rfc3339()),
+            (POOL.to_owned(), self.pool.clone()),
         ]);
         if let Some(id) = self.github_runner_id {
             map.insert(GITHUB_RUNNER_ID.to_owned(), id.to_string());
@@ -160,6 +166,10 @@ impl RunnerLabels {
             github_runner_id: labels.get(GITHUB_RUNNER_ID).and_then(|v| v.parse().ok()),
             for_job: labels.get(FOR_JOB).and_then(|v| v.parse().ok()),
             autoscaled: labels.get(AUTOSCALED).is_some_and(|v| v == "true"),
+            pool: labels
+                .get(POOL)
+                .cloned()
+                .unwrap_or_else(|| crate::pools::DEFAULT_POOL.to_owned()),
         })
     }
 }
@@ -185,6 +195,7 @@ mod tests {
             github_runner_id: Some(7),
             for_job: Some(9),
             autoscaled: true,
+            pool: "large".into(),
         };
         let owner = Owner::new("test", "https://api.github.com/", None);
         let docker = record.to_docker(&owner);

@@ -390,6 +390,9 @@ impl GitHubClient {
         let result = self
             .send_with_retries(method, url, body, what, if_none_match, acting)
             .await;
+        if let Err(e) = &result {
+            crate::metrics::errors::github_error(e);
+        }
         let mut last_error = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
             Ok(_) => *last_error = None,

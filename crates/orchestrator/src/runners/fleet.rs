@@ -12,12 +12,16 @@ use super::registry::Registry;
 use crate::config::Config;
 use crate::engine::{ContainerEngine, DockerError};
 use crate::github::{GitHub, GitHubError};
+use crate::metrics::Metrics;
+use crate::pools::PoolSet;
 
 /// Everything the lifecycle operations need.
 #[derive(Debug)]
 pub struct Fleet {
     /// The configuration, read once at start.
     pub config: Arc<Config>,
+    /// The kinds of runner, swapped whole on reload.
+    pub pools: PoolSet,
     /// GitHub, with the configured token.
     pub github: Box<dyn GitHub>,
     /// Where runner containers run, scoped to what this orchestrator owns.
@@ -32,6 +36,8 @@ pub struct Fleet {
     shutting_down: AtomicBool,
     /// Wakes the reconcile loop for an immediate pass.
     pub reconcile_now: Notify,
+    /// What `/metrics` counts: jobs started, runners online or failed.
+    pub metrics: Metrics,
 }
 
 /// Why a lifecycle operation failed.
@@ -43,13 +49,16 @@ pub enum FleetError {
     /// The requested image is not in `RUNNER_IMAGE_ALLOWLIST`.
     #[error("image {0:?} is not allowed (see RUNNER_IMAGE_ALLOWLIST)")]
     ImageNotAllowed(String),
-    /// Not enough free slots under `MAX_RUNNERS`.
-    #[error("only {free} of {max} runner slots are free (MAX_RUNNERS={max})")]
+    /// Not enough free slots under `MAX_RUNNERS`, or under the pool's `max`.
+    #[error("{}", capacity_message(*free, *max, pool.as_deref()))]
     Capacity {
         /// Free slots.
         free: usize,
         /// The cap.
         max: usize,
+        /// The pool whose `max` is reached, when it is a pool's cap (not
+        /// `MAX_RUNNERS`).
+        pool: Option<String>,
     },
     /// The service is shutting down.
     #[error("the orchestrator is shutting down and takes no new runners")]
@@ -80,6 +89,16 @@ pub enum FleetError {
     },
 }
 
+/// What [`FleetError::Capacity`] says.
+fn capacity_message(free: usize, max: usize, pool: Option<&str>) -> String {
+    match pool {
+        Some(pool) => {
+            format!("only {free} of pool {pool:?}'s {max} runner slots are free (its max)")
+        }
+        None => format!("only {free} of {max} runner slots are free (MAX_RUNNERS={max})"),
+    }
+}
+
 impl FleetError {
     /// The failure under any batch context.
     pub fn root(&self) -> &FleetError {
@@ -94,13 +113,16 @@ impl Fleet {
     /// Assembles the fleet.
     pub fn new(
         config: Arc<Config>,
+        pools: PoolSet,
         github: Box<dyn GitHub>,
         engine: Box<dyn ContainerEngine>,
     ) -> Self {
         let registry = Registry::new(config.max_runners as usize, config.runner_history);
-        let image = ImageStatus::new(&config.runner_image);
+        // `/health` follows the first pool's image (RUNNER_IMAGE without a pools file).
+        let image = ImageStatus::new(&pools.current().first().image);
         Self {
             config,
+            pools,
             github,
             engine,
             registry,
@@ -108,6 +130,7 @@ impl Fleet {
             operations: Operations::default(),
             shutting_down: AtomicBool::new(false),
             reconcile_now: Notify::new(),
+            metrics: Metrics::new(),
         }
     }
 

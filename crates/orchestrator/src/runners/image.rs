@@ -1,4 +1,4 @@
-//! Keeps the runner image fresh: pulls `RUNNER_IMAGE` at start and every
+//! Keeps the runner images fresh: pulls every pool's image at start and every
 //! `RUNNER_IMAGE_PULL_INTERVAL_SECONDS` in the background, and remembers the
 //! outcome for `/health`. A failed pull with a local copy is only a warning
 //! (air-gapped hosts have no registry).
@@ -45,6 +45,11 @@ impl ImageStatus {
         }
     }
 
+    /// The image followed for `/health`.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
     fn record(&self, result: &Result<(), String>) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match result {
@@ -86,7 +91,7 @@ impl Fleet {
             .pull(image, CREATE_PULL_LIMIT)
             .await
             .map_err(|e| e.to_string());
-        if image == self.config.runner_image {
+        if image == self.image.image {
             self.image.record(&result);
         }
         match result {
@@ -97,32 +102,38 @@ impl Fleet {
         }
     }
 
-    /// Pulls the runner image now and every interval until `stop`; each
-    /// successful pull is a `beat`. Run only when the interval is not 0.
+    /// Pulls every pool's image now and every interval until `stop`; each
+    /// round in which every pull succeeded is a `beat`. Run only when the
+    /// interval is not 0.
     pub async fn run_image_puller(&self, stop: CancellationToken, beat: Beat) {
         let interval = self.config.runner_image_pull_interval;
         loop {
-            let image = self.config.runner_image.clone();
-            info!(image = %image, "pulling runner image");
-            let result = tokio::select! {
-                r = self.engine.pull(&image, PULL_LIMIT) => r.map_err(|e| e.to_string()),
-                _ = stop.cancelled() => return,
-            };
-            match &result {
-                Ok(()) => {
-                    beat.pass();
-                    info!(image = %image, "runner image is up to date");
-                }
-                Err(e) => {
-                    let present = matches!(self.engine.image_digest(&image).await, Ok(Some(_)));
-                    if present {
-                        warn!(image = %image, error = %e, "runner image pull failed; using the local copy");
-                    } else {
-                        warn!(image = %image, error = %e, "runner image pull failed and there is no local copy; creates will fail until it can be pulled");
+            let mut all_pulled = true;
+            for image in self.pools.current().images() {
+                info!(image = %image, "pulling runner image");
+                let result = tokio::select! {
+                    r = self.engine.pull(&image, PULL_LIMIT) => r.map_err(|e| e.to_string()),
+                    _ = stop.cancelled() => return,
+                };
+                match &result {
+                    Ok(()) => info!(image = %image, "runner image is up to date"),
+                    Err(e) => {
+                        all_pulled = false;
+                        let present = matches!(self.engine.image_digest(&image).await, Ok(Some(_)));
+                        if present {
+                            warn!(image = %image, error = %e, "runner image pull failed; using the local copy");
+                        } else {
+                            warn!(image = %image, error = %e, "runner image pull failed and there is no local copy; creates will fail until it can be pulled");
+                        }
                     }
                 }
+                if image == self.image.image {
+                    self.image.record(&result);
+                }
             }
-            self.image.record(&result);
+            if all_pulled {
+                beat.pass();
+            }
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
                 _ = self.image.pull_now.notified() => {}

@@ -10,12 +10,14 @@
 //! - [`operations`]: creates, deletes and removals run as tasks of their
 //!   own, so no client that goes away can cut one; shutdown waits for them.
 //! - [`idempotency`]: what each `Idempotency-Key` started, for 24 hours.
-//! - [`image`]: keeps the runner image fresh.
+//! - [`image`]: keeps the runner images fresh.
+//! - [`pool_config`]: checks pools' networks and reloads the pools file.
 
 pub mod fleet;
 pub mod idempotency;
 pub mod image;
 pub mod operations;
+pub mod pool_config;
 pub mod provision;
 pub mod registry;
 pub mod removal;

@@ -72,13 +72,14 @@ impl Fleet {
         if self.is_shutting_down() {
             return Err(FleetError::ShuttingDown);
         }
-        let mut reservation =
-            self.registry
-                .reserve(plan.count)
-                .map_err(|c| FleetError::Capacity {
-                    free: c.free,
-                    max: c.max,
-                })?;
+        let mut reservation = self
+            .registry
+            .reserve(&plan.pool.name, plan.pool.max, plan.count)
+            .map_err(|c| FleetError::Capacity {
+                free: c.free,
+                max: c.max,
+                pool: c.pool.then(|| plan.pool.name.clone()),
+            })?;
         self.ensure_image(&plan.image).await?;
 
         let attempts = join_all((0..plan.count).map(|_| self.create_one(&plan, progress))).await;
@@ -133,7 +134,7 @@ impl Fleet {
             reservation.fill(view);
         }
         drop(marks);
-        info!(count = runners.len(), scope = %plan.scope, "runners created");
+        info!(count = runners.len(), pool = %plan.pool.name, scope = %plan.scope, "runners created");
         Ok(runners)
     }
 
@@ -199,7 +200,7 @@ impl Fleet {
     ) -> Result<Registration, crate::github::GitHubError> {
         let mut env = Vec::new();
         let mut github_runner_id = None;
-        match self.config.runner_registration {
+        match plan.pool.registration {
             RegistrationMode::Jit => {
                 let jit = self
                     .github
@@ -243,7 +244,7 @@ impl Fleet {
         if !ambiguous {
             return false;
         }
-        if self.config.runner_registration == RegistrationMode::Token {
+        if plan.pool.registration == RegistrationMode::Token {
             // A registration token whose answer was lost registers nothing;
             // it expires unused within the hour.
             return !matches!(error, GitHubError::Conflict(_));
@@ -280,7 +281,7 @@ impl Fleet {
             mut env,
             github_runner_id,
         } = registration;
-        env.extend(self.config.runner_env.iter().cloned());
+        env.extend(plan.pool.env.iter().cloned());
         let record = RunnerLabels {
             name: name.to_owned(),
             scope: plan.scope.clone(),
@@ -289,17 +290,18 @@ impl Fleet {
             github_runner_id,
             for_job: plan.for_job,
             autoscaled: plan.autoscaled,
+            pool: plan.pool.name.clone(),
         };
         let spec = ContainerSpec {
             name: name.to_owned(),
             image: plan.image.clone(),
-            command: self.config.runner_command_args(),
+            command: plan.pool.command.clone(),
             env,
             labels: record.to_docker(self.engine.owner()),
-            network: self.config.runner_network.clone(),
-            memory: self.config.runner_memory,
-            nano_cpus: self.config.runner_cpus.map(|c| (c * 1e9) as i64),
-            pids_limit: self.config.runner_pids_limit,
+            network: plan.pool.network.clone(),
+            memory: plan.pool.memory,
+            nano_cpus: plan.pool.cpus.map(|c| (c * 1e9) as i64),
+            pids_limit: plan.pool.pids_limit,
         };
         let id = match self.create_container(&spec).await {
             Ok(id) => id,

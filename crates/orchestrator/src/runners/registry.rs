@@ -72,6 +72,19 @@ pub struct RunnerView {
     /// When this process first knew it (filled by a create, or adopted):
     /// a listing of containers begun before then cannot show it.
     pub known_since: Instant,
+    /// Whether this process created it: only then is the time it took to
+    /// come online known (an adopted runner may have been online for hours).
+    pub started_here: bool,
+}
+
+/// A runner GitHub showed online for the first time: what
+/// `gha_runner_startup_seconds` observes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameOnline {
+    /// Its pool.
+    pub pool: String,
+    /// How long after its create (its `created_at` label).
+    pub after: Duration,
 }
 
 impl RunnerView {
@@ -97,11 +110,15 @@ impl RunnerView {
             reason: None,
             updated_at: Utc::now(),
             known_since: Instant::now(),
+            started_here: false,
         }
     }
 
     /// Records GitHub's online/busy flags, tracking when idleness began.
-    pub fn set_github_status(&mut self, online: bool, busy: bool) {
+    /// Returns the runner's coming online when this is the first time,
+    /// for a runner this process created.
+    pub fn set_github_status(&mut self, online: bool, busy: bool) -> Option<CameOnline> {
+        let first_online = online && !self.was_online && self.started_here;
         self.was_busy |= busy;
         let idle = online && !busy && !self.was_busy;
         let was_idle = self.online && !self.busy;
@@ -113,6 +130,12 @@ impl RunnerView {
         self.online = online;
         self.busy = busy;
         self.was_online |= online;
+        first_online.then(|| CameOnline {
+            pool: self.record.pool.clone(),
+            after: (Utc::now() - self.record.created_at)
+                .to_std()
+                .unwrap_or_default(),
+        })
     }
 
     /// Whether it can still take a job: starting or idle, not leaving.
@@ -153,6 +176,7 @@ impl RunnerView {
             organization,
             labels: self.record.labels.clone(),
             image: self.image.clone(),
+            pool: self.record.pool.clone(),
             container_id: Some(self.container_id.clone()),
             state: self.state(),
             exit_code: match self.phase {
@@ -174,6 +198,8 @@ pub struct CapacityExceeded {
     pub free: usize,
     /// The cap.
     pub max: usize,
+    /// Whether the cap reached is the pool's (not `MAX_RUNNERS`).
+    pub pool: bool,
 }
 
 #[derive(Debug, Default)]
@@ -181,6 +207,8 @@ struct Inner {
     live: BTreeMap<String, RunnerView>,
     /// Slots promised to creates in flight.
     reserved: usize,
+    /// The same, by pool.
+    reserved_by_pool: HashMap<String, usize>,
     /// Names whose JIT call may have happened but whose container may not
     /// exist yet: the orphan sweep must not touch them. Held by [`CreateMark`]s.
     in_flight: HashSet<String>,
@@ -193,6 +221,17 @@ struct Inner {
 }
 
 impl Inner {
+    /// Gives back `slots` reserved slots of `pool`.
+    fn unreserve(&mut self, pool: &str, slots: usize) {
+        self.reserved -= slots;
+        if let Some(count) = self.reserved_by_pool.get_mut(pool) {
+            *count -= slots;
+            if *count == 0 {
+                self.reserved_by_pool.remove(pool);
+            }
+        }
+    }
+
     /// Adds a live view, marked as being removed if a removal holds its name.
     fn insert_live(&mut self, mut view: RunnerView) {
         view.removing = self.removals.contains_key(&view.record.name);
@@ -215,16 +254,18 @@ pub struct Registry {
 #[derive(Debug)]
 pub struct Reservation<'a> {
     registry: &'a Registry,
+    pool: String,
     slots: usize,
 }
 
 impl Reservation<'_> {
-    /// Turns one slot into a live runner.
-    pub fn fill(&mut self, view: RunnerView) {
+    /// Turns one slot into a live runner (one this process created).
+    pub fn fill(&mut self, mut view: RunnerView) {
+        view.started_here = true;
         let mut inner = self.registry.lock();
         if self.slots > 0 {
             self.slots -= 1;
-            inner.reserved -= 1;
+            inner.unreserve(&self.pool, 1);
         }
         inner.insert_live(view);
     }
@@ -236,7 +277,7 @@ impl Drop for Reservation<'_> {
             // Not a `freed` signal: slots given back by a create that
             // failed would wake the scaler straight into the same failure.
             // The next tick takes them.
-            self.registry.lock().reserved -= self.slots;
+            self.registry.lock().unreserve(&self.pool, self.slots);
         }
     }
 }
@@ -324,24 +365,48 @@ impl Registry {
         self.max_runners
     }
 
-    /// Reserves `count` slots, atomically with the check against the cap,
-    /// so two concurrent creates can never pass it together.
+    /// Reserves `count` slots of `pool` (whose cap is `pool_max`),
+    /// atomically with the checks against both caps, so two concurrent
+    /// creates can never pass one together.
     ///
     /// # Errors
-    /// [`CapacityExceeded`] with the number of free slots.
-    pub fn reserve(&self, count: usize) -> Result<Reservation<'_>, CapacityExceeded> {
+    /// [`CapacityExceeded`] with the number of free slots under the cap
+    /// that is reached.
+    pub fn reserve(
+        &self,
+        pool: &str,
+        pool_max: usize,
+        count: usize,
+    ) -> Result<Reservation<'_>, CapacityExceeded> {
         let mut inner = self.lock();
         let used = inner.live.len() + inner.reserved;
         let free = self.max_runners.saturating_sub(used);
+        let pool_used = inner
+            .live
+            .values()
+            .filter(|v| v.record.pool == pool)
+            .count()
+            + inner.reserved_by_pool.get(pool).copied().unwrap_or(0);
+        let pool_free = pool_max.saturating_sub(pool_used);
+        if count > pool_free && pool_free < free {
+            return Err(CapacityExceeded {
+                free: pool_free,
+                max: pool_max,
+                pool: true,
+            });
+        }
         if count > free {
             return Err(CapacityExceeded {
                 free,
                 max: self.max_runners,
+                pool: false,
             });
         }
         inner.reserved += count;
+        *inner.reserved_by_pool.entry(pool.to_owned()).or_default() += count;
         Ok(Reservation {
             registry: self,
+            pool: pool.to_owned(),
             slots: count,
         })
     }
@@ -431,6 +496,7 @@ impl Registry {
                         .as_ref()
                         .is_some_and(|x| x.eq_ignore_ascii_case(org))
                 })
+                && query.pool.as_ref().is_none_or(|pool| &r.pool == pool)
         });
         all.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         all
@@ -512,8 +578,10 @@ impl Registry {
         }
     }
 
-    /// Records what a GitHub listing says of our runners.
-    pub fn apply_github(&self, runners: &[GitHubRunner]) {
+    /// Records what a GitHub listing says of our runners; returns those it
+    /// shows online for the first time.
+    pub fn apply_github(&self, runners: &[GitHubRunner]) -> Vec<CameOnline> {
+        let mut came_online = Vec::new();
         let mut inner = self.lock();
         for gh in runners {
             if let Some(view) = inner.live.get_mut(&gh.name) {
@@ -522,17 +590,26 @@ impl Registry {
                     || view.busy != gh.busy
                     || view.github_runner_id != Some(gh.id)
                 {
-                    view.set_github_status(online, gh.busy);
+                    came_online.extend(view.set_github_status(online, gh.busy));
                     view.github_runner_id = Some(gh.id);
                     view.updated_at = Utc::now();
                 }
             }
         }
+        came_online
     }
 
     /// Moves a live runner to history (its container is gone).
     pub fn retire(&self, name: &str) {
+        self.move_to_history(name);
+    }
+
+    /// As [`Self::retire`], returning the runner as history keeps it when
+    /// it was live: the one caller that moved it learns how it ended (two
+    /// removals racing, only one does).
+    pub fn move_to_history(&self, name: &str) -> Option<Runner> {
         let mut inner = self.lock();
+        let mut moved = None;
         if let Some(mut view) = inner.live.remove(name) {
             self.freed.notify_one();
             view.removing = false;
@@ -543,9 +620,11 @@ impl Registry {
                 // Removed while alive (e.g. shut down): it finished its life.
                 runner.state = RunnerState::Finished;
             }
+            moved = Some(runner.clone());
             inner.history.push_back((Instant::now(), runner));
         }
         self.prune(&mut inner);
+        moved
     }
 
     /// Drops a live runner without history (deleted on request).
@@ -584,6 +663,7 @@ mod tests {
                 github_runner_id: Some(1),
                 for_job: None,
                 autoscaled: false,
+                pool: "default".into(),
             },
             image: "img".into(),
             running,
@@ -595,10 +675,14 @@ mod tests {
     #[test]
     fn reservations_never_pass_the_cap() {
         let registry = Registry::new(3, Duration::from_secs(60));
-        let a = registry.reserve(2).unwrap();
+        let a = registry.reserve("default", 10, 2).unwrap();
         assert_eq!(
-            registry.reserve(2).unwrap_err(),
-            CapacityExceeded { free: 1, max: 3 }
+            registry.reserve("default", 10, 2).unwrap_err(),
+            CapacityExceeded {
+                free: 1,
+                max: 3,
+                pool: false
+            }
         );
         drop(a);
         assert_eq!(registry.free_slots(), 3);
@@ -607,10 +691,50 @@ mod tests {
     #[test]
     fn filled_reservations_count_as_live() {
         let registry = Registry::new(2, Duration::from_secs(60));
-        let mut r = registry.reserve(2).unwrap();
+        let mut r = registry.reserve("default", 10, 2).unwrap();
         r.fill(RunnerView::from_container(&container("a", true, None)));
         drop(r);
         assert_eq!(registry.free_slots(), 1);
+    }
+
+    #[test]
+    fn a_runner_created_here_comes_online_once_and_an_adopted_one_never() {
+        let registry = Registry::new(5, Duration::from_secs(60));
+        let mut created = container("a", true, None);
+        created.record.created_at = Utc::now() - chrono::Duration::seconds(4);
+        let mut r = registry.reserve("default", 10, 1).unwrap();
+        r.fill(RunnerView::from_container(&created));
+        drop(r);
+        registry.adopt(&container("b", true, None));
+        let listing = |status: &str, busy: bool| {
+            ["a", "b"].map(|name| GitHubRunner {
+                id: 1,
+                name: name.into(),
+                status: status.into(),
+                busy,
+                labels: vec![],
+            })
+        };
+        assert!(registry.apply_github(&listing("offline", false)).is_empty());
+        let online = registry.apply_github(&listing("online", false));
+        assert_eq!(online.len(), 1, "only the runner made here: {online:?}");
+        assert_eq!(online[0].pool, "default");
+        assert!((4..10).contains(&online[0].after.as_secs()), "{online:?}");
+        assert!(registry.apply_github(&listing("online", true)).is_empty());
+        assert!(registry.apply_github(&listing("offline", false)).is_empty());
+        assert!(registry.apply_github(&listing("online", false)).is_empty());
+    }
+
+    #[test]
+    fn a_runner_moves_to_history_once() {
+        let registry = Registry::new(5, Duration::from_secs(60));
+        registry.adopt(&container("a", false, Some(1)));
+        let moved = registry.move_to_history("a").expect("it was live");
+        assert_eq!(moved.state, RunnerState::Failed);
+        assert!(
+            registry.move_to_history("a").is_none(),
+            "a second removal learns nothing"
+        );
     }
 
     #[test]
@@ -666,7 +790,7 @@ mod tests {
         let operation = tokio::spawn({
             let registry = registry.clone();
             async move {
-                let _slot = registry.reserve(1).unwrap();
+                let _slot = registry.reserve("default", 10, 1).unwrap();
                 let _name = registry.begin_create("b");
                 let _removing = registry.begin_removal("a");
                 marked.send(()).unwrap();
@@ -736,7 +860,7 @@ mod tests {
             .expect("retiring a runner frees its slot");
         // A reservation given back (a create that failed) wakes nobody: a
         // scaler woken by it would retry into the same failure at once.
-        let reservation = registry.reserve(1).unwrap();
+        let reservation = registry.reserve("default", 10, 1).unwrap();
         drop(reservation);
         assert_eq!(registry.free_slots(), 1);
         let waiting = registry.slot_freed();

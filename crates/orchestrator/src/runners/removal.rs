@@ -11,6 +11,7 @@ use tracing::{info, warn};
 use super::registry::ContainerPhase;
 use super::{Fleet, FleetError};
 use crate::github::client::DeleteOutcome;
+use crate::metrics::FailureReason;
 use crate::scope::Scope;
 
 /// How long a container gets to exit on SIGTERM before it is killed.
@@ -212,7 +213,11 @@ impl Fleet {
         let deleted = self
             .deregister_then_remove(name, &container.record.scope, github_id)
             .await?;
-        self.registry.retire(name);
+        if self.registry.move_to_history(name).is_some()
+            && let Some(failure) = FailureReason::of_exit(code)
+        {
+            self.metrics.runner_failed(&container.record.pool, failure);
+        }
         info!(runner = name, exit_code = ?code, "runner finished and removed");
         Ok(Some(RemovedRunner {
             id: name.to_owned(),

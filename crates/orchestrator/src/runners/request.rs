@@ -1,17 +1,20 @@
 //! Checks a create request against the configuration and turns it into a
 //! [`BatchPlan`]. Nothing is created anywhere until a request passes here.
 
+use std::sync::Arc;
+
 use api_types::CreateRunnersRequest;
 
 use super::FleetError;
 use crate::config::Config;
+use crate::pools::{Pool, Pools};
 use crate::scope::{Scope, validate_label};
 
 /// GitHub's cap on labels per runner.
 const MAX_LABELS: usize = 100;
 
 /// A checked create request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BatchPlan {
     /// How many runners.
     pub count: usize,
@@ -27,17 +30,39 @@ pub struct BatchPlan {
     pub for_job: Option<i64>,
     /// Whether the autoscaler asks (the idle timeout then applies).
     pub autoscaled: bool,
+    /// The pool: the runners' command, environment, resources, network
+    /// and registration mode, and the cap the batch counts against.
+    pub pool: Arc<Pool>,
 }
 
-/// Checks `request`.
+/// Checks `request` against the configuration and the pools in force.
 ///
 /// # Errors
 /// [`FleetError::Invalid`] or [`FleetError::ImageNotAllowed`], saying what is wrong.
-pub fn plan(config: &Config, request: &CreateRunnersRequest) -> Result<BatchPlan, FleetError> {
-    let max = config.max_runners;
-    if request.count == 0 || request.count > max {
+pub fn plan(
+    config: &Config,
+    pools: &Pools,
+    request: &CreateRunnersRequest,
+) -> Result<BatchPlan, FleetError> {
+    let pool = match &request.pool {
+        None => pools.first().clone(),
+        Some(name) => pools.get(name).cloned().ok_or_else(|| {
+            let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
+            FleetError::Invalid(format!(
+                "pool {name:?} does not exist; the pools are {}",
+                names.join(", ")
+            ))
+        })?,
+    };
+    let max = (config.max_runners as usize).min(pool.max);
+    if request.count == 0 || request.count as usize > max {
+        let cap = if max < config.max_runners as usize {
+            format!("pool {:?}'s max", pool.name)
+        } else {
+            "MAX_RUNNERS".to_owned()
+        };
         return Err(FleetError::Invalid(format!(
-            "count must be between 1 and {max} (MAX_RUNNERS), got {}",
+            "count must be between 1 and {max} ({cap}), got {}",
             request.count
         )));
     }
@@ -49,13 +74,14 @@ pub fn plan(config: &Config, request: &CreateRunnersRequest) -> Result<BatchPlan
         }
         (Some(repo), None) => Scope::repository(repo).map_err(|e| FleetError::Invalid(format!("repository: {e}")))?,
         (None, Some(org)) => Scope::organization(org).map_err(|e| FleetError::Invalid(format!("organization: {e}")))?,
-        (None, None) => config.default_scope().ok_or_else(|| {
-            FleetError::Invalid(
-                "give repository or organization (no GITHUB_REPOSITORY or GITHUB_ORG is configured)".into(),
-            )
+        (None, None) => pool.scope.clone().ok_or_else(|| {
+            FleetError::Invalid(format!(
+                "give repository or organization (pool {:?} has none: no GITHUB_REPOSITORY or GITHUB_ORG is configured)",
+                pool.name
+            ))
         })?,
     };
-    let mut labels = config.base_labels();
+    let mut labels = pool.labels.clone();
     for label in &request.labels {
         validate_label(label).map_err(FleetError::Invalid)?;
         if !labels.iter().any(|l| l.eq_ignore_ascii_case(label)) {
@@ -69,11 +95,11 @@ pub fn plan(config: &Config, request: &CreateRunnersRequest) -> Result<BatchPlan
         )));
     }
     let image = match &request.image {
-        None => config.runner_image.clone(),
-        Some(image) if config.allowed_images().contains(image) => image.clone(),
+        None => pool.image.clone(),
+        Some(image) if allowed_images(config, pools).contains(image) => image.clone(),
         Some(image) => return Err(FleetError::ImageNotAllowed(image.clone())),
     };
-    let runner_group_id = request.runner_group_id.unwrap_or(config.runner_group_id);
+    let runner_group_id = request.runner_group_id.unwrap_or(pool.runner_group_id);
     if runner_group_id < 1 {
         return Err(FleetError::Invalid(format!(
             "runner_group_id must be a positive integer, got {runner_group_id}"
@@ -87,7 +113,22 @@ pub fn plan(config: &Config, request: &CreateRunnersRequest) -> Result<BatchPlan
         runner_group_id,
         for_job: None,
         autoscaled: false,
+        pool,
     })
+}
+
+/// The images a request may ask for: `RUNNER_IMAGE_ALLOWLIST` when set,
+/// else the pools' own images.
+fn allowed_images(config: &Config, pools: &Pools) -> Vec<String> {
+    if config
+        .runner_image_allowlist
+        .iter()
+        .any(|i| !i.trim().is_empty())
+    {
+        config.allowed_images()
+    } else {
+        pools.images()
+    }
 }
 
 #[cfg(test)]
@@ -114,6 +155,43 @@ mod tests {
 
     fn request(json: &str) -> CreateRunnersRequest {
         serde_json::from_str(json).unwrap()
+    }
+
+    fn plan(config: &Config, request: &CreateRunnersRequest) -> Result<BatchPlan, FleetError> {
+        let pools = crate::pools::PoolSet::load(config).unwrap().current();
+        super::plan(config, &pools, request)
+    }
+
+    #[test]
+    fn a_named_pool_gives_its_labels_image_and_cap() {
+        let config = config();
+        let pools = crate::pools::file::parse(
+            "[[pool]]\nname = \"small\"\nlabels = [\"self-hosted\", \"small\"]\nimage = \"img:1\"\n[[pool]]\nname = \"large\"\nlabels = [\"self-hosted\", \"large\"]\nimage = \"img:2\"\nmax = 2\n",
+            &config,
+        )
+        .unwrap();
+        let planned = super::plan(
+            &config,
+            &pools,
+            &request(r#"{"count":2,"pool":"large","labels":["x"]}"#),
+        )
+        .unwrap();
+        assert_eq!(planned.pool.name, "large");
+        assert_eq!(planned.labels, ["self-hosted", "large", "x"]);
+        assert_eq!(planned.image, "img:2");
+        let first = super::plan(&config, &pools, &request(r#"{"count":1}"#)).unwrap();
+        assert_eq!(first.pool.name, "small", "the first pool by default");
+        for json in [
+            r#"{"count":3,"pool":"large"}"#,
+            r#"{"count":1,"pool":"huge"}"#,
+        ] {
+            let error = super::plan(&config, &pools, &request(json)).unwrap_err();
+            assert!(matches!(error, FleetError::Invalid(_)), "{json}: {error}");
+        }
+        let error = super::plan(&config, &pools, &request(r#"{"count":1,"pool":"huge"}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("small, large"), "{error}");
     }
 
     #[test]
