@@ -106,13 +106,36 @@ pub fn orchestrator(operation: &str, status: &str) -> Vec<ErrorExample> {
                 format!("runner {RUNNER} is running a job; use ?force=true to remove it anyway"),
             ),
         )],
-        (_, "409") => vec![(
-            "No free slot",
+        ("reload_pools", "409") => vec![(
+            "No pools file",
             body(
-                "capacity_exceeded",
-                "only 1 of 10 runner slots are free (MAX_RUNNERS=10)",
+                "no_pools_file",
+                "no pools file is configured (RUNNER_POOLS_FILE): the variables define the one pool, and a restart reads them",
             ),
         )],
+        ("reload_pools", "422") => vec![(
+            "Bad pools file",
+            body(
+                "invalid_pools_file",
+                "RUNNER_POOLS_FILE /etc/gha-runners/pools/pools.toml: pool \"large\": min_idle: 5 is above max (2): the warm pool could never be filled; the pools in force are kept",
+            ),
+        )],
+        (_, "409") => vec![
+            (
+                "No free slot",
+                body(
+                    "capacity_exceeded",
+                    "only 1 of 10 runner slots are free (MAX_RUNNERS=10)",
+                ),
+            ),
+            (
+                "Pool at its max",
+                body(
+                    "capacity_exceeded",
+                    "only 0 of pool \"large\"'s 2 runner slots are free (its max)",
+                ),
+            ),
+        ],
         (_, "413") => vec![(
             "Body too large",
             body("payload_too_large", "the request body is too large"),
@@ -167,6 +190,20 @@ pub fn orchestrator(operation: &str, status: &str) -> Vec<ErrorExample> {
                     "this Idempotency-Key was used in the last 24 hours for a create with another body; use a new key for a new request",
                 ),
             ),
+            (
+                "GitHub App not installed",
+                body(
+                    "github_app_not_installed",
+                    "the GitHub App (GITHUB_APP_ID) is not installed on the owner of repository sandbox/other, or its installation cannot see it: install the App on that account with access to the repository (the account's Settings, GitHub Apps)",
+                ),
+            ),
+            (
+                "Unknown pool",
+                body(
+                    "invalid_request",
+                    "pool \"huge\" does not exist; the pools are small, large, node",
+                ),
+            ),
         ],
         (_, "500") => vec![(
             "No outcome",
@@ -175,13 +212,22 @@ pub fn orchestrator(operation: &str, status: &str) -> Vec<ErrorExample> {
                 "the operation stopped without an outcome; GET /api/v1/runners shows what exists",
             ),
         )],
-        ("create_runners" | "delete_runner", "502") => vec![(
-            "GitHub failed",
-            body(
-                "github_unauthorized",
-                "GitHub rejected the configured token (check GITHUB_TOKEN)",
+        ("create_runners" | "delete_runner", "502") => vec![
+            (
+                "GitHub failed",
+                body(
+                    "github_unauthorized",
+                    "GitHub rejected the configured token (check GITHUB_TOKEN)",
+                ),
             ),
-        )],
+            (
+                "GitHub App refused",
+                body(
+                    "github_app_rejected",
+                    "GitHub refused the GitHub App 123456's JWT (A JSON web token could not be decoded): check that GITHUB_APP_ID is the App's id or client id and that GITHUB_APP_PRIVATE_KEY_FILE holds a current private key of that App",
+                ),
+            ),
+        ],
         ("receive_github_webhook", "503") => vec![(
             "Shutting down",
             body(
@@ -271,7 +317,7 @@ fn codes_of(status: &str) -> Option<&'static [&'static str]> {
         "400" => &["invalid_request"],
         "401" => &["unauthorized", "invalid_signature"],
         "404" => &["not_found"],
-        "409" => &["capacity_exceeded", "runner_busy"],
+        "409" => &["capacity_exceeded", "runner_busy", "no_pools_file"],
         "413" => &["payload_too_large"],
         "415" => &["unsupported_media_type"],
         "422" => &[
@@ -279,11 +325,17 @@ fn codes_of(status: &str) -> Option<&'static [&'static str]> {
             "image_not_allowed",
             "github_scope_not_found",
             "idempotency_key_reused",
+            "github_app_not_installed",
+            "invalid_pools_file",
         ],
         "429" => &["rate_limited"],
         "431" => &["request_headers_too_large"],
         "500" => &["internal_error"],
-        "502" => &["orchestrator_unreachable", "github_unauthorized"],
+        "502" => &[
+            "orchestrator_unreachable",
+            "github_unauthorized",
+            "github_app_rejected",
+        ],
         "503" => &["docker_unavailable", "github_rate_limited", "shutting_down"],
         "504" => &["orchestrator_timeout"],
         _ => return None,
@@ -352,6 +404,8 @@ mod tests {
             "cleanup_runners",
             "receive_github_webhook",
             "readyz",
+            "list_pools",
+            "reload_pools",
         ];
         for operation in operations {
             for status in [

@@ -186,9 +186,11 @@ mod tests {
         let checked = api_types::error_examples::check(&spec).unwrap();
         assert!(checked > 25, "only {checked} examples");
         let create = &spec["paths"]["/runners/create"]["post"]["responses"];
+        let conflicts = &create["409"]["content"]["application/json"]["examples"];
         assert_eq!(
-            create["409"]["content"]["application/json"]["example"]["error"]["code"],
-            "capacity_exceeded"
+            conflicts["Pool at its max"]["value"]["error"]["code"],
+            "capacity_exceeded",
+            "{conflicts}"
         );
     }
 
