@@ -1,5 +1,5 @@
-//! Local images: the Debian base and the runner stand-in, built once and
-//! reused by tag.
+//! Local images: the Debian base, the runner stand-in and the Docker engine
+//! (`docker:dind` stand-in), built once and reused by tag.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,9 @@ use crate::workspace_root;
 pub const BASE_IMAGE: &str = "gha-base:bookworm";
 /// Tag of the runner stand-in image the tests use as `RUNNER_IMAGE`.
 pub const SIM_RUNNER_IMAGE: &str = "gha-sim-runner:test";
+/// Tag of the Docker engine image (the stand-in for `docker:dind`) that a
+/// runner's private engine runs from in the tests.
+pub const DIND_IMAGE: &str = "gha-dind:bookworm";
 
 /// Makes sure [`BASE_IMAGE`] exists (pull, or debootstrap + import), and
 /// returns its tag.
@@ -25,6 +28,22 @@ pub fn ensure_base_image() -> &'static str {
         "make the base image",
     );
     BASE_IMAGE
+}
+
+/// Makes sure [`DIND_IMAGE`] exists and holds the current
+/// `docker/dind/entrypoint.sh` (debootstrap with Debian's `docker.io`, then
+/// import; one to two minutes the first time), and returns its tag.
+///
+/// # Panics
+/// When the image cannot be built (no debootstrap, no Debian mirror).
+pub fn ensure_dind_image() -> &'static str {
+    // The script serialises concurrent builds with its own file lock.
+    let script = workspace_root().join("scripts/ensure-dind-image.sh");
+    run(
+        Command::new("bash").arg(script).arg(DIND_IMAGE),
+        "make the Docker engine image",
+    );
+    DIND_IMAGE
 }
 
 /// Path of a binary of this workspace in the same profile as the running
@@ -119,7 +138,7 @@ fn lock(name: &str) -> File {
     file
 }
 
-fn run(command: &mut Command, what: &str) {
+pub(crate) fn run(command: &mut Command, what: &str) {
     let output = command
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot start {command:?}: {e}"));

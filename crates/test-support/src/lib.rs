@@ -7,7 +7,10 @@
 //! remove it on drop, panics included.
 //!
 //! # Layout
-//! - [`images`]: the Debian base image and the runner stand-in image.
+//! - [`images`]: the Debian base image, the runner stand-in image and the
+//!   Docker engine image.
+//! - [`dind`]: a Docker engine inside a container (a runner's private
+//!   engine): its rights, its socket, loading images into it.
 //! - [`docker_guard`]: per-test Docker networks and clean-up by label.
 //! - [`docker_proxy`]: a cuttable proxy in front of the Docker socket.
 //! - [`http_load`]: an in-process HTTP/1.1 load generator (benchmark and
@@ -15,6 +18,7 @@
 //! - [`keys`]: RSA key pairs for the GitHub App tests, made at test time.
 //! - [`wait`]: polling with a deadline instead of blind sleeps.
 
+pub mod dind;
 pub mod docker_guard;
 pub mod docker_proxy;
 pub mod http_load;
@@ -26,7 +30,7 @@ use std::path::PathBuf;
 
 pub use docker_guard::TestDocker;
 pub use docker_proxy::DockerProxy;
-pub use images::{ensure_base_image, ensure_sim_runner_image, workspace_binary};
+pub use images::{ensure_base_image, ensure_dind_image, ensure_sim_runner_image, workspace_binary};
 pub use keys::RsaKeyPair;
 pub use wait::wait_for;
 
