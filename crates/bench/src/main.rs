@@ -13,9 +13,11 @@
 //! - [`scale`]: one host under churn (1,000 jobs, `MAX_RUNNERS=25`) vs Docker
 //!   directly; bursts of 10, 50 and 100 runners; the orchestrator's own cost
 //!   (RSS, CPU, reconcile passes, GitHub calls); drift and leaks.
+//! - [`phases`]: where a container's life goes, from Docker's events (the churn's phases).
 
 mod autoscale;
 mod gateway;
+mod phases;
 mod runners;
 mod scale;
 

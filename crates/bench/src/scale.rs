@@ -67,6 +67,7 @@ use serde_json::{Value, json};
 use test_support::TestDocker;
 use test_support::docker_guard::TEST_LABEL;
 
+use crate::phases::{PhaseRecorder, Phases};
 use crate::{ChildGuard, Row, percentile, wait_until};
 
 const TOKEN: &str = "bench-token";
@@ -971,14 +972,18 @@ async fn churn(
     env: &TestDocker,
 ) -> anyhow::Result<Vec<Row>> {
     let volumes_before = volume_names(docker).await?;
+    let recorder = PhaseRecorder::start(docker, TEST_LABEL, &env.id);
     let direct = churn_direct(knobs, docker, image, env).await?;
+    let direct_phases = recorder.finish();
     eprintln!(
         "churn direct: {} containers in {:.1} s, {:.1} alive on average",
         knobs.jobs,
         direct.elapsed.as_secs_f64(),
         mean(&direct.occupancy)
     );
+    let recorder = PhaseRecorder::start(docker, INSTANCE_LABEL, &format!("{}-c", env.id));
     let mut figures = churn_orchestrator(knobs, docker, image, env).await?;
+    let phases = recorder.finish();
     let new_volumes: Vec<String> = volume_names(docker)
         .await?
         .difference(&volumes_before)
@@ -991,7 +996,9 @@ async fn churn(
         figures.until_clean.as_secs_f64(),
         mean(&figures.occupancy)
     );
-    Ok(churn_rows(knobs, &direct, &figures))
+    let mut rows = churn_rows(knobs, &direct, &figures);
+    rows.insert(3, phase_row(&direct_phases, &phases));
+    Ok(rows)
 }
 
 fn mean(samples: &[f64]) -> f64 {
@@ -1323,6 +1330,28 @@ fn timestamp(value: &Value) -> Option<DateTime<Utc>> {
             .ok()?
             .with_timezone(&Utc),
     )
+}
+
+/// Where a container's life went under churn, on the engine's clock.
+fn phase_row(direct: &Phases, runners: &Phases) -> Row {
+    let show = |p: &Phases| {
+        format!(
+            "{:.0} / {:.0} / {:.0} / {:.0} ms (life {:.0} ms; {} containers)",
+            p.create_to_start,
+            p.start_to_die,
+            p.die_to_destroy,
+            p.destroy_to_next_create,
+            p.create_to_destroy,
+            p.containers
+        )
+    };
+    Row {
+        name: "churn: a container's life, medians from Docker's events: create → start / start → exit (the job; a runner also connects and reports) / exit → removed / removed → next create".into(),
+        baseline: format!("Docker direct: {}", show(direct)),
+        measured: show(runners),
+        ratio: format!("{:.2}", runners.create_to_destroy / direct.create_to_destroy),
+        goal: "—".into(),
+    }
 }
 
 fn churn_rows(knobs: &Knobs, direct: &DirectChurn, churn: &Churn) -> Vec<Row> {

@@ -188,8 +188,7 @@ mod tests {
         let create = &spec["paths"]["/runners/create"]["post"]["responses"];
         let conflicts = &create["409"]["content"]["application/json"]["examples"];
         assert_eq!(
-            conflicts["Pool at its max"]["value"]["error"]["code"],
-            "capacity_exceeded",
+            conflicts["Pool at its max"]["value"]["error"]["code"], "capacity_exceeded",
             "{conflicts}"
         );
     }
