@@ -689,6 +689,38 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_at_its_max_refuses_while_other_pools_still_reserve() {
+        let registry = Registry::new(10, Duration::from_secs(60));
+        // `default` (the test containers' pool) holds one live runner and one
+        // reserved slot: its max of 2 is reached.
+        let mut live = registry.reserve("default", 2, 1).unwrap();
+        live.fill(RunnerView::from_container(&container("a", true, None)));
+        let pending = registry.reserve("default", 2, 1).unwrap();
+        assert_eq!(
+            registry.reserve("default", 2, 1).unwrap_err(),
+            CapacityExceeded {
+                free: 0,
+                max: 2,
+                pool: true
+            }
+        );
+        // Another pool's slots are its own, under MAX_RUNNERS over all.
+        let large = registry.reserve("large", 8, 8).unwrap();
+        assert_eq!(
+            registry.reserve("small", 5, 1).unwrap_err(),
+            CapacityExceeded {
+                free: 0,
+                max: 10,
+                pool: false
+            }
+        );
+        // A reservation given back frees its pool's slot too.
+        drop(pending);
+        drop(large);
+        assert!(registry.reserve("default", 2, 1).is_ok());
+    }
+
+    #[test]
     fn filled_reservations_count_as_live() {
         let registry = Registry::new(2, Duration::from_secs(60));
         let mut r = registry.reserve("default", 10, 2).unwrap();
