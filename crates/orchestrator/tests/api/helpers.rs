@@ -33,6 +33,10 @@ pub struct TestEnv {
     unprivileged: bool,
 }
 
+/// How long a test's orchestrator gets to shut down at the end of the test
+/// (its drain, its creates under way, its idle runners' removal).
+const ORCHESTRATOR_STOP_LIMIT: Duration = Duration::from_secs(15);
+
 /// The webhook secret shared by the simulator and the orchestrator.
 pub const WEBHOOK_SECRET: &str = "It's a Secret to Everybody";
 
@@ -215,6 +219,37 @@ impl TestEnv {
         if let Some(mut child) = self.orchestrator.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// Stops the orchestrator as Compose does: SIGTERM, then SIGKILL if it
+    /// is still there after `limit`. Its shutdown waits for the creates it
+    /// has under way, so that none reaches Docker after the test's clean-up
+    /// listed its containers (a SIGKILL mid-create left a container that
+    /// Docker made after the listing). Blocks the calling thread, not the
+    /// runtime: the simulator it may still call runs meanwhile.
+    fn stop_orchestrator(&mut self, limit: Duration) {
+        let Some(mut child) = self.orchestrator.take() else {
+            return;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let mut wait = move || {
+            let deadline = std::time::Instant::now() + limit;
+            while std::time::Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(wait),
+            Err(_) => wait(),
         }
     }
 
@@ -411,7 +446,7 @@ impl TestEnv {
 
 impl Drop for TestEnv {
     fn drop(&mut self) {
-        self.kill_orchestrator();
+        self.stop_orchestrator(ORCHESTRATOR_STOP_LIMIT);
         if std::thread::panicking() || std::env::var_os("TEST_LOG").is_some() {
             eprintln!("--- orchestrator log ({}) ---", self.log_path.display());
             let log = self.log();
