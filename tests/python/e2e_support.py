@@ -15,6 +15,11 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "gha-base:bookworm"
+# The local Docker engine image, and where its Docker CLI is: without a
+# registry, the stand-in runner image copies that CLI (DOCKER_CLI_IMAGE,
+# DOCKER_CLI_PATH) instead of docker:cli's.
+DIND_IMAGE = "gha-dind:bookworm"
+DIND_DOCKER_CLI = "/usr/bin/docker"
 # The PREBUILT_* build argument of each image, and the binary it installs.
 BINARIES = {
     "PREBUILT_GATEWAY": "gha-api-gateway",
@@ -104,3 +109,8 @@ def host_binaries() -> Path:
 def ensure_base_image() -> str:
     sh("bash", str(REPO_ROOT / "scripts" / "ensure-base-image.sh"), BASE_IMAGE, timeout=600)
     return BASE_IMAGE
+
+
+def ensure_dind_image() -> str:
+    sh("bash", str(REPO_ROOT / "scripts" / "ensure-dind-image.sh"), DIND_IMAGE, timeout=900)
+    return DIND_IMAGE

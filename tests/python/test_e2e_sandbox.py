@@ -39,7 +39,8 @@ from pathlib import Path
 import pytest
 
 from e2e_support import (
-    BASE_IMAGE, BINARIES, MANAGED_LABEL, REPO_ROOT, ensure_base_image, free_port, host_binaries, sh, wait_for,
+    BASE_IMAGE, BINARIES, DIND_DOCKER_CLI, DIND_IMAGE, MANAGED_LABEL, REPO_ROOT, ensure_base_image,
+    ensure_dind_image, free_port, host_binaries, sh, wait_for,
 )
 from e2e_support import http as _http
 
@@ -129,6 +130,8 @@ class Sandbox:
             "RUST_IMAGE": BASE_IMAGE,
             "RUNTIME_BASE_IMAGE": BASE_IMAGE,
             "SIM_BASE_IMAGE": BASE_IMAGE,
+            "SIM_DOCKER_CLI_IMAGE": DIND_IMAGE,
+            "SIM_DOCKER_CLI_PATH": DIND_DOCKER_CLI,
             **{var: f"target/release/{name}" for var, name in BINARIES.items()},
             # what an older .env may still hold: Compose must blank all three
             "GITHUB_TOKEN": TOKEN,
@@ -194,6 +197,7 @@ class Sandbox:
 def sandbox(tmp_path):
     release = host_binaries()
     ensure_base_image()
+    ensure_dind_image()
     stack = Sandbox(tmp_path)
     stack.write_env(release)
     try:

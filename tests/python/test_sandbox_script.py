@@ -34,7 +34,8 @@ from pathlib import Path
 import pytest
 
 from e2e_support import (
-    MANAGED_LABEL, REPO_ROOT, ensure_base_image, free_port, host_binaries, http, sh, wait_for,
+    DIND_DOCKER_CLI, MANAGED_LABEL, REPO_ROOT, ensure_base_image, ensure_dind_image, free_port, host_binaries,
+    http, sh, wait_for,
 )
 
 SCRIPT = REPO_ROOT / "scripts" / "sandbox"
@@ -103,7 +104,10 @@ class OtherDeployment:
         sh(
             "docker", "build", "-q", "-t", self.image, "-f", str(REPO_ROOT / "docker" / "sim-runner.Dockerfile"),
             "--build-arg", f"RUST_IMAGE={base}", "--build-arg", f"BASE_IMAGE={base}",
-            "--build-arg", "PREBUILT=sim-runner", str(context),
+            "--build-arg", "PREBUILT=sim-runner",
+            "--build-arg", f"DOCKER_CLI_IMAGE={ensure_dind_image()}",
+            "--build-arg", f"DOCKER_CLI_PATH={DIND_DOCKER_CLI}",
+            str(context),
             env=dict(os.environ, DOCKER_BUILDKIT="0"), timeout=300,
         )
         # The simulator listens on the network's gateway, where runners reach it.

@@ -8,7 +8,8 @@
 //! buckets and a secondary limit, a lagging search-backed run listing, form or JSON webhooks
 //! with both signatures, faults that lose an answer after the request was applied, and
 //! GitHub Apps (JWTs checked as GitHub checks them, installations, installation tokens that
-//! expire).
+//! expire). A simulated job may carry a `run:` script, which the stand-in runs with bash
+//! as a runner runs a step; the end of its output comes back as the job's `log`.
 //!
 //! Start it in-process with [`spawn`] (tests) or with the `github-sim` binary. For HTTPS
 //! (a GitHub Enterprise Server behind a private CA), set [`SimConfig::tls_cert_file`] and
@@ -35,7 +36,9 @@
 //!   sender, redeliveries.
 //! - [`jit_config`]: encoding and decoding of `encoded_jit_config`.
 //! - [`protocol`]: wire types of the runner protocol.
-//! - [`stand_in`]: the `sim-runner` client logic.
+//! - [`stand_in`]: the `sim-runner` client logic; `step`: a job's `run:` script in the
+//!   stand-in (its workspace, its environment without credentials, its process group and
+//!   output).
 //! - [`telemetry`]: tracing set-up and the shutdown signal shared by the binaries.
 
 mod app;
@@ -53,6 +56,7 @@ mod routes;
 mod server;
 pub mod settings;
 pub mod stand_in;
+mod step;
 mod surface;
 pub mod telemetry;
 mod tls;

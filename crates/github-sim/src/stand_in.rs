@@ -2,14 +2,22 @@
 //!
 //! The configuration comes from `--jitconfig` or `ACTIONS_RUNNER_INPUT_JITCONFIG`. The real
 //! runner removes that variable from its environment; a Rust 2024 program cannot do that
-//! without `unsafe` (forbidden here), so instead the stand-in never starts a child process
-//! and never logs the value: the secret goes nowhere.
+//! without `unsafe` (forbidden here), so instead the stand-in never logs the value and
+//! removes it, with every other credential, from the environment of the one child it
+//! starts: a job's `run:` script (see [`crate::step`]). The secret goes nowhere.
+//!
+//! A job without `run` "runs" by sleeping its `duration_ms` and reports its planned
+//! conclusion. A job with `run` runs the script in `WORK/NAME/NAME` (`WORK` is
+//! `RUNNER_WORK_DIR`, by default `$HOME/_work`; `NAME` the repository's name) and reports
+//! `success` when it exits 0, `failure` otherwise, `cancelled` when cancelled (the script's
+//! whole process group is stopped), with the end of the script's output.
 //!
 //! Exit codes: 0 after the job (any conclusion), after SIGTERM/SIGINT, or when the runner was
 //! removed through the REST API while connected; 1 for a missing, malformed or already used
 //! configuration, an unreachable simulator, or a lost session.
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,6 +30,7 @@ use crate::protocol::{
     AssignedJob, CompleteRequest, ConnectRequest, ConnectResponse, DisconnectRequest, PollRequest,
     RunnerMessage,
 };
+use crate::step::Step;
 
 /// How long connection errors are retried.
 const RETRY_WINDOW: Duration = Duration::from_secs(10);
@@ -43,6 +52,22 @@ pub struct StandInArgs {
     /// The `encoded_jit_config` from generate-jitconfig.
     #[arg(long, env = "ACTIONS_RUNNER_INPUT_JITCONFIG", hide_env_values = true, value_parser = parse_secret)]
     pub jitconfig: Option<SecretString>,
+    /// The runner's work directory: a job's `run:` script runs in `WORK_DIR/NAME/NAME`
+    /// (`NAME` being the repository's name). Default: `$HOME/_work`.
+    #[arg(long, env = "RUNNER_WORK_DIR")]
+    pub work_dir: Option<PathBuf>,
+}
+
+impl StandInArgs {
+    /// The work directory: `--work-dir`, else `$HOME/_work` (`./_work` without `HOME`), as
+    /// the Actions runner's `_work` beside its home.
+    pub fn effective_work_dir(&self) -> PathBuf {
+        self.work_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .map_or_else(PathBuf::new, PathBuf::from)
+                .join("_work")
+        })
+    }
 }
 
 fn parse_secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
@@ -206,11 +231,13 @@ impl Client {
         session_id: &str,
         job: &AssignedJob,
         conclusion: &str,
+        log: Option<String>,
     ) -> Result<Outcome, StandInError> {
         let request = CompleteRequest {
             session_id: session_id.to_owned(),
             job_id: job.id,
             conclusion: conclusion.to_owned(),
+            log,
         };
         self.call("complete", &request, Duration::from_secs(5))
             .await
@@ -224,12 +251,14 @@ impl Client {
 }
 
 /// Runs one ephemeral runner life from an encoded JIT configuration until the job is
-/// done, the runner is removed, or `shutdown` resolves.
+/// done, the runner is removed, or `shutdown` resolves. A job's `run:` script runs below
+/// `work_dir` (see [`StandInArgs::effective_work_dir`]).
 ///
 /// # Errors
 /// See [`StandInError`].
 pub async fn run(
     encoded: &SecretString,
+    work_dir: &Path,
     shutdown: impl Future<Output = ()>,
 ) -> Result<Outcome, StandInError> {
     let config = JitConfig::decode(encoded.expose_secret())?;
@@ -273,7 +302,15 @@ pub async fn run(
             RunnerMessage::Idle | RunnerMessage::Cancel { .. } => {}
         }
     };
-    tracing::info!(job = job.id, duration_ms = job.duration_ms, "running job");
+    tracing::info!(
+        job = job.id,
+        duration_ms = job.duration_ms,
+        script = job.run.is_some(),
+        "running job"
+    );
+    if let Some(script) = &job.run {
+        return run_script(&client, &session_id, &job, script, work_dir, shutdown).await;
+    }
 
     let finish_at = Instant::now() + Duration::from_millis(job.duration_ms);
     loop {
@@ -286,11 +323,58 @@ pub async fn run(
                 return Ok(Outcome::Interrupted);
             }
             () = tokio::time::sleep_until(finish_at) => {
-                return client.complete(&session_id, &job, &job.conclusion).await;
+                return client.complete(&session_id, &job, &job.conclusion, None).await;
             }
             message = client.poll(&session_id, wait.max(Duration::from_millis(10))) => match message? {
                 RunnerMessage::Cancel { job_id } if job_id == job.id => {
-                    return client.complete(&session_id, &job, "cancelled").await;
+                    return client.complete(&session_id, &job, "cancelled", None).await;
+                }
+                RunnerMessage::Exit { message } => return Ok(Outcome::Removed(message)),
+                _ => {}
+            },
+        }
+    }
+}
+
+/// Runs `job`'s script to its end or its cancel, polling meanwhile (cancels arrive that
+/// way). Leaving early (shutdown, removal, a lost session) drops the [`Step`], which kills
+/// the script's process group.
+async fn run_script(
+    client: &Client,
+    session_id: &str,
+    job: &AssignedJob,
+    script: &str,
+    work_dir: &Path,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Outcome, StandInError> {
+    tokio::pin!(shutdown);
+    let mut step = match Step::start(work_dir, job, script) {
+        Ok(step) => step,
+        Err(error) => {
+            // As on GitHub: a step that cannot start fails the job, with the reason in its log.
+            let log = format!("sim-runner: cannot start the step: {error}\n");
+            return client.complete(session_id, job, "failure", Some(log)).await;
+        }
+    };
+    loop {
+        tokio::select! {
+            () = &mut shutdown => {
+                drop(step);
+                client.disconnect(session_id).await;
+                return Ok(Outcome::Interrupted);
+            }
+            status = step.wait() => {
+                let conclusion = match status {
+                    Ok(status) if status.success() => "success",
+                    _ => "failure",
+                };
+                let log = step.finish().await;
+                return client.complete(session_id, job, conclusion, Some(log)).await;
+            }
+            message = client.poll(session_id, BUSY_WAIT) => match message? {
+                RunnerMessage::Cancel { job_id } if job_id == job.id => {
+                    let log = step.cancel().await;
+                    return client.complete(session_id, job, "cancelled", Some(log)).await;
                 }
                 RunnerMessage::Exit { message } => return Ok(Outcome::Removed(message)),
                 _ => {}
@@ -301,9 +385,10 @@ pub async fn run(
 
 /// The whole `sim-runner` program after argument parsing: one line on stderr on failure.
 pub async fn main(args: StandInArgs, shutdown: impl Future<Output = ()>) -> ExitCode {
+    let work_dir = args.effective_work_dir();
     let result = match args.jitconfig.filter(|c| !c.expose_secret().is_empty()) {
         None => Err(StandInError::Missing),
-        Some(config) => run(&config, shutdown).await,
+        Some(config) => run(&config, &work_dir, shutdown).await,
     };
     match result {
         Ok(Outcome::Removed(message)) => {

@@ -121,8 +121,12 @@ pub(crate) struct Job {
     pub(crate) name: String,
     pub(crate) labels: Vec<String>,
     pub(crate) duration_ms: u64,
-    /// Conclusion when the job runs to its end.
+    /// Conclusion when the job runs to its end (without `run`).
     pub(crate) planned_conclusion: String,
+    /// The job's `run:` step (a bash script), handed to the runner.
+    pub(crate) run: Option<String>,
+    /// The end of the output the runner reported with the completion.
+    pub(crate) log: Option<String>,
     pub(crate) status: JobStatus,
     pub(crate) conclusion: Option<String>,
     pub(crate) runner_id: Option<u64>,
@@ -197,6 +201,8 @@ pub(crate) struct NewJob {
     pub(crate) conclusion: String,
     pub(crate) name: Option<String>,
     pub(crate) run_id: Option<u64>,
+    /// A bash script the runner runs; its exit status decides the conclusion.
+    pub(crate) run: Option<String>,
 }
 
 /// API call counters for `/_sim/stats`.
@@ -523,6 +529,8 @@ impl World {
                 labels: new.labels,
                 duration_ms: new.duration_ms,
                 planned_conclusion: new.conclusion,
+                run: new.run,
+                log: None,
                 status: JobStatus::Queued,
                 conclusion: None,
                 runner_id: None,
@@ -585,6 +593,8 @@ impl World {
             name: job.name.clone(),
             duration_ms: job.duration_ms,
             conclusion: job.planned_conclusion.clone(),
+            run: job.run.clone(),
+            repository: self.repos.get(&job.repo_key).map(Repo::full_name),
         };
         if let Some(session) = runner
             .session
@@ -600,8 +610,15 @@ impl World {
         self.emit_job_event(job_id, "in_progress");
     }
 
-    /// Completes a job; an ephemeral runner that ran it to the end is removed.
-    fn finish_job(&mut self, job_id: u64, conclusion: &str, remove_runner: bool) {
+    /// Completes a job, keeping the end of its output when the runner sent it; an ephemeral
+    /// runner that ran it to the end is removed.
+    fn finish_job(
+        &mut self,
+        job_id: u64,
+        conclusion: &str,
+        log: Option<String>,
+        remove_runner: bool,
+    ) {
         let Some(job) = self.jobs.get_mut(&job_id) else {
             return;
         };
@@ -611,6 +628,7 @@ impl World {
         job.status = JobStatus::Completed;
         job.conclusion = Some(conclusion.to_owned());
         job.completed_at = Some(Utc::now());
+        job.log = log;
         let runner_id = job.runner_id;
         if let Some(runner_id) = runner_id {
             if remove_runner {
@@ -635,7 +653,7 @@ impl World {
         };
         match job.status {
             JobStatus::Completed => {}
-            JobStatus::Queued => self.finish_job(job_id, "cancelled", false),
+            JobStatus::Queued => self.finish_job(job_id, "cancelled", None, false),
             JobStatus::InProgress => {
                 let session = job
                     .runner_id
@@ -647,7 +665,7 @@ impl World {
                         session.messages.push_back(RunnerMessage::Cancel { job_id });
                         session.notify.notify_one();
                     }
-                    None => self.finish_job(job_id, "cancelled", false),
+                    None => self.finish_job(job_id, "cancelled", None, false),
                 }
             }
         }
@@ -695,16 +713,17 @@ impl World {
         });
         tracing::info!(runner = session.runner_id, reason, "runner offline");
         if let Some(job_id) = job_id {
-            self.finish_job(job_id, "failure", false);
+            self.finish_job(job_id, "failure", None, false);
         }
     }
 
-    /// The stand-in reports a job finished.
+    /// The stand-in reports a job finished, with the end of its output if it ran a script.
     pub(crate) fn complete(
         &mut self,
         session_id: &str,
         job_id: u64,
         conclusion: &str,
+        log: Option<String>,
     ) -> Result<(), &'static str> {
         let session = self.sessions.get(session_id).ok_or("unknown session")?;
         let runner = self
@@ -714,7 +733,7 @@ impl World {
         if runner.job_id != Some(job_id) {
             return Err("job is not assigned to this runner");
         }
-        self.finish_job(job_id, conclusion, true);
+        self.finish_job(job_id, conclusion, log, true);
         Ok(())
     }
 
@@ -788,6 +807,7 @@ mod tests {
             conclusion: "success".to_owned(),
             name: None,
             run_id: None,
+            run: None,
         }
     }
 

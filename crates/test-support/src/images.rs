@@ -15,6 +15,8 @@ pub const SIM_RUNNER_IMAGE: &str = "gha-sim-runner:test";
 /// Tag of the Docker engine image (the stand-in for `docker:dind`) that a
 /// runner's private engine runs from in the tests.
 pub const DIND_IMAGE: &str = "gha-dind:bookworm";
+/// Where [`DIND_IMAGE`] keeps its Docker CLI (Debian's `docker.io`).
+const DIND_DOCKER_CLI: &str = "/usr/bin/docker";
 
 /// Makes sure [`BASE_IMAGE`] exists (pull, or debootstrap + import), and
 /// returns its tag.
@@ -105,10 +107,16 @@ fn newest_file(dir: &Path) -> Option<SystemTime> {
 /// returns its tag. Docker's layer cache makes this a no-op when nothing
 /// changed.
 ///
+/// Built without a registry: on [`BASE_IMAGE`], with the Docker CLI (a job's
+/// `run:` script may call `docker`) copied from [`DIND_IMAGE`], whose
+/// Debian-built CLI links against the same bookworm libc as the base (the
+/// Dockerfile's default, `docker:cli`, would need a pull).
+///
 /// # Panics
 /// When the binary or the image cannot be built.
 pub fn ensure_sim_runner_image() -> &'static str {
     let base = ensure_base_image();
+    let docker_cli = ensure_dind_image();
     let binary = workspace_binary("github-sim", "sim-runner");
     let _lock = lock("sim-runner-image");
     let context = std::env::temp_dir().join("gha-sim-runner-context");
@@ -124,6 +132,8 @@ pub fn ensure_sim_runner_image() -> &'static str {
             .args(["--build-arg", &format!("RUST_IMAGE={base}")])
             .args(["--build-arg", &format!("BASE_IMAGE={base}")])
             .args(["--build-arg", "PREBUILT=sim-runner"])
+            .args(["--build-arg", &format!("DOCKER_CLI_IMAGE={docker_cli}")])
+            .args(["--build-arg", &format!("DOCKER_CLI_PATH={DIND_DOCKER_CLI}")])
             .arg(&context),
         "build the sim-runner image",
     );

@@ -60,10 +60,18 @@ fn job_view(world: &World, job: &Job) -> Value {
         "queued_at": rfc3339(Some(job.created_at)),
         "started_at": rfc3339(job.started_at),
         "completed_at": rfc3339(job.completed_at),
+        "run": job.run,
+        "log": job.log,
     })
 }
 
-/// `POST /_sim/jobs` `{"repository","labels","duration_ms","conclusion","name"?,"run_id"?}` → 201 `{"id","run_id"}`.
+/// `POST /_sim/jobs` `{"repository","labels","duration_ms","conclusion","name"?,"run_id"?,"run"?}`
+/// → 201 `{"id","run_id"}`.
+///
+/// `run` is a bash script, a job's `run:` step: the runner runs it in the job's workspace
+/// instead of sleeping `duration_ms`, its exit status decides the conclusion (`success` on
+/// 0, `failure` otherwise; `conclusion` is then ignored), and the end of its output becomes
+/// the job's `log`.
 async fn create_job(
     State(state): State<AppState>,
     GhJson(body): GhJson,
@@ -109,6 +117,15 @@ async fn create_job(
                 .ok_or_else(|| invalid("run_id must be an integer"))?,
         ),
     };
+    let run = match &body["run"] {
+        Value::Null => None,
+        value => Some(
+            value
+                .as_str()
+                .ok_or_else(|| invalid("run must be a string (a bash script)"))?
+                .to_owned(),
+        ),
+    };
     let (id, run_id) = state
         .world()
         .create_job(NewJob {
@@ -118,6 +135,7 @@ async fn create_job(
             conclusion,
             name,
             run_id,
+            run,
         })
         .map_err(invalid)?;
     Ok((
@@ -135,7 +153,9 @@ async fn list_jobs(State(state): State<AppState>) -> Json<Value> {
     ))
 }
 
-/// `GET /_sim/jobs/{id}`.
+/// `GET /_sim/jobs/{id}`: the job, with `run` (its script, or null) and `log` (the end of the
+/// script's output, stdout and stderr interleaved, at most 64 KiB; null until a runner
+/// reported one).
 async fn get_job(
     State(state): State<AppState>,
     Path(id): Path<u64>,

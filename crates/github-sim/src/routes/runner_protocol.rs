@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use crate::app::AppState;
 use crate::error::GitHubError;
 use crate::protocol::{
-    CompleteRequest, ConnectRequest, ConnectResponse, DisconnectRequest, PollRequest, RunnerMessage,
+    CompleteRequest, ConnectRequest, ConnectResponse, DisconnectRequest, PollRequest,
+    RunnerMessage, clip_log,
 };
 use crate::world::ConnectError;
 
@@ -78,15 +79,18 @@ async fn poll(
     }
 }
 
-/// `POST /_runner/complete`: 204; 409 when the job is not this runner's.
+/// `POST /_runner/complete`: 204; 409 when the job is not this runner's. The job keeps the
+/// end of the `log` sent (at most [`crate::protocol::LOG_LIMIT_BYTES`], whatever the runner
+/// sent).
 async fn complete(State(state): State<AppState>, Json(request): Json<CompleteRequest>) -> Response {
     let conclusion = match request.conclusion.as_str() {
         c @ ("success" | "failure" | "cancelled" | "skipped" | "neutral" | "timed_out") => c,
         _ => "failure",
     };
+    let log = request.log.as_deref().map(|l| clip_log(l).to_owned());
     match state
         .world()
-        .complete(&request.session_id, request.job_id, conclusion)
+        .complete(&request.session_id, request.job_id, conclusion, log)
     {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(message) => GitHubError::new(StatusCode::CONFLICT, message).into_response(),

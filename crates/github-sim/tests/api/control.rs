@@ -14,6 +14,7 @@ async fn jobs_and_runners_views() {
         json!({"repository": "octo/app", "labels": "x"}),
         json!({"labels": ["x"]}),
         json!({"repository": "octo/app", "labels": ["x"], "run_id": 1}),
+        json!({"repository": "octo/app", "labels": ["x"], "run": ["echo", "hi"]}),
     ] {
         let r = t
             .raw(Method::POST, "/_sim/jobs")
@@ -36,6 +37,8 @@ async fn jobs_and_runners_views() {
         "runner_name",
         "started_at",
         "completed_at",
+        "run",
+        "log",
     ] {
         assert_eq!(job[key], Value::Null, "{key}");
     }

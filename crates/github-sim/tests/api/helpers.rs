@@ -2,6 +2,8 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -114,6 +116,24 @@ impl TestSim {
         )
     }
 
+    /// Queues a job whose `run:` step is `script`; returns its id.
+    pub(crate) async fn job_with_script(
+        &self,
+        repository: &str,
+        labels: &[&str],
+        script: &str,
+    ) -> u64 {
+        let response = self
+            .raw(Method::POST, "/_sim/jobs")
+            .json(&json!({"repository": repository, "labels": labels, "run": script}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_u64().unwrap()
+    }
+
     pub(crate) async fn sim_job(&self, id: u64) -> Value {
         self.raw(Method::GET, &format!("/_sim/jobs/{id}"))
             .send()
@@ -188,6 +208,45 @@ where
     }
 }
 
+/// A `sim-runner` process (not started yet) with no JIT configuration in its environment
+/// unless `config` is given, quiet logs, stderr piped and killed when dropped.
+pub(crate) fn sim_runner_command(config: Option<&str>) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_sim-runner"));
+    command
+        .env_remove("ACTIONS_RUNNER_INPUT_JITCONFIG")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(config) = config {
+        command.env("ACTIONS_RUNNER_INPUT_JITCONFIG", config);
+    }
+    command
+}
+
+/// A stand-in's work directory under the system's temporary directory, removed on drop.
+pub(crate) struct WorkDir(PathBuf);
+
+impl WorkDir {
+    pub(crate) fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("sim-runner-work-{}", test_support::unique_id()));
+        std::fs::create_dir_all(&dir).expect("create work directory");
+        // Canonical, so it compares equal to what `pwd` prints in a script.
+        Self(dir.canonicalize().expect("work directory exists"))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Runs an in-process stand-in for `config` (abort the handle to simulate a killed runner).
 pub(crate) fn stand_in(
     config: String,
@@ -200,7 +259,9 @@ pub(crate) fn stand_in(
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
         let secret = secrecy::SecretString::from(config);
-        github_sim::stand_in::run(&secret, async {
+        // Jobs of these stand-ins carry no script: nothing is ever created there.
+        let work_dir = std::env::temp_dir().join("sim-runner-work-unused");
+        github_sim::stand_in::run(&secret, &work_dir, async {
             if stopped.await.is_err() {
                 std::future::pending::<()>().await;
             }

@@ -6,6 +6,8 @@ mod control;
 mod faults;
 mod helpers;
 mod http;
+mod image;
+mod run_steps;
 mod runners;
 mod runs;
 mod schemas;

@@ -1,30 +1,22 @@
 //! The `sim-runner` process and the runner lifecycle: job to completion, single-use JIT,
 //! bad configurations, SIGTERM, label matching, liveness timeout.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::helpers::{ORG, REPO, stand_in, start, start_with, wait_for};
+use crate::helpers::{ORG, REPO, sim_runner_command, stand_in, start, start_with, wait_for};
 
 fn sim_runner(config: Option<&str>) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sim-runner"));
-    command
-        .env_remove("ACTIONS_RUNNER_INPUT_JITCONFIG")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(config) = config {
-        command.env("ACTIONS_RUNNER_INPUT_JITCONFIG", config);
-    }
-    command.spawn().expect("sim-runner starts")
+    sim_runner_command(config)
+        .spawn()
+        .expect("sim-runner starts")
 }
 
-async fn finish(child: Child) -> (i32, String) {
+/// Waits for a `sim-runner` process to exit; returns its exit code and stderr.
+pub(crate) async fn finish(child: Child) -> (i32, String) {
     let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
         .await
         .expect("sim-runner exits")
