@@ -3,7 +3,10 @@
 #
 # The engine listens on a Unix socket only (no TCP), in a directory that is a
 # volume shared with that one runner container; nothing else can reach it.
-# Arguments are passed on to dockerd, as with the official docker:dind image.
+# Arguments are passed on to dockerd, as with the official docker:dind image;
+# like that image, a command that starts with `dockerd` is dockerd's whole
+# command line (the orchestrator gives `dockerd --host=... --group=...`), so
+# the socket and group below are then not added.
 #
 # Environment:
 #   DOCKER_SOCKET           socket path (default /run/docker/docker.sock)
@@ -52,9 +55,15 @@ fi
 # can be alive again after a restart, and dockerd would refuse to start).
 state=/run/dind
 rm -rf "$state"
-mkdir -p "$state" "$(dirname "$socket")"
-set -- --host "unix://$socket" --group "$gid" \
-  --exec-root "$state" --pidfile "$state/dockerd.pid" "$@"
+if [ "${1:-}" = dockerd ]; then
+  shift
+  set -- --exec-root "$state" --pidfile "$state/dockerd.pid" "$@"
+else
+  mkdir -p "$(dirname "$socket")"
+  set -- --host "unix://$socket" --group "$gid" \
+    --exec-root "$state" --pidfile "$state/dockerd.pid" "$@"
+fi
+mkdir -p "$state"
 if [ -n "${DOCKER_STORAGE_DRIVER:-}" ]; then
   set -- --storage-driver "$DOCKER_STORAGE_DRIVER" "$@"
 fi

@@ -227,6 +227,13 @@ pub fn orchestrator(operation: &str, status: &str) -> Vec<ErrorExample> {
                     "GitHub refused the GitHub App 123456's JWT (A JSON web token could not be decoded): check that GITHUB_APP_ID is the App's id or client id and that GITHUB_APP_PRIVATE_KEY_FILE holds a current private key of that App",
                 ),
             ),
+            (
+                "Runner's Docker engine did not start",
+                body(
+                    "docker_engine_failed",
+                    "runner gha-runner-x1y2z3a4b5: its Docker engine (image docker:dind) exited with code 1 while starting; its last lines are in the orchestrator's log",
+                ),
+            ),
         ],
         ("receive_github_webhook", "503") => vec![(
             "Shutting down",
@@ -335,6 +342,7 @@ fn codes_of(status: &str) -> Option<&'static [&'static str]> {
             "orchestrator_unreachable",
             "github_unauthorized",
             "github_app_rejected",
+            "docker_engine_failed",
         ],
         "503" => &["docker_unavailable", "github_rate_limited", "shutting_down"],
         "504" => &["orchestrator_timeout"],

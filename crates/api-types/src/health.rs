@@ -135,6 +135,9 @@ pub struct OrchestratorHealth {
 pub struct PoolsHealth {
     /// The names of the pools in force, in the file's order.
     pub names: Vec<String>,
+    /// Each pool's Docker: `none`, or `sidecar` (a private engine per runner).
+    #[serde(default)]
+    pub docker: BTreeMap<String, String>,
     /// Why the last reload of the pools file was refused (the pools in
     /// force were kept; `status` is then `degraded`), or null.
     pub reload_error: Option<String>,

@@ -29,7 +29,7 @@ pub use health::{
     DockerHealth, GatewayHealth, GitHubHealth, HealthStatus, LoopHealth, OrchestratorHealth,
     PoolsHealth, RateLimitBucket, RunnerImageHealth,
 };
-pub use pools::{PoolList, PoolReload, PoolStatus};
+pub use pools::{PoolDocker, PoolList, PoolReload, PoolStatus};
 pub use runners::{
     CreateRunnersRequest, CreateRunnersResponse, DeleteRunnerQuery, ListRunnersQuery,
     OperationKind, OperationProgress, OperationState, RUNNER_ID_RULE, Runner, RunnerJob,

@@ -17,6 +17,7 @@ use utoipa::ToSchema;
     "pids_limit": null, "min_idle": 0, "max": 4, "idle_timeout_seconds": 300,
     "max_lifetime_seconds": 86400, "repository": null, "organization": "acme",
     "allowed_repositories": [], "runner_group_id": 1, "network": "gha-runners",
+    "docker": {"mode": "sidecar", "image": "docker:dind", "privileged": true, "registry_mirror": null},
     "runners": {"starting": 1, "idle": 0, "busy": 2}, "queued_jobs": 3
 }))]
 pub struct PoolStatus {
@@ -57,10 +58,27 @@ pub struct PoolStatus {
     pub runner_group_id: i64,
     /// The Docker network its runners join.
     pub network: String,
+    /// Whether its runners get a Docker engine of their own.
+    pub docker: PoolDocker,
     /// Its live runners by state (`starting`, `idle`, `busy`, `removing`).
     pub runners: BTreeMap<String, usize>,
     /// Queued jobs that go to this pool and have no runner yet.
     pub queued_jobs: usize,
+}
+
+/// A pool's Docker: none, or a private engine per runner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PoolDocker {
+    /// `none` (no Docker in its jobs) or `sidecar` (each runner gets its own
+    /// engine, in a container created and removed with it).
+    pub mode: String,
+    /// The engine's image (`sidecar` only).
+    pub image: Option<String>,
+    /// Whether the engine runs `--privileged` (else an explicit capability
+    /// set); `sidecar` only.
+    pub privileged: Option<bool>,
+    /// The registry mirror its engines use, if any.
+    pub registry_mirror: Option<String>,
 }
 
 /// Every pool in force, in the file's order.

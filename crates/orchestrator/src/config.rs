@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::engine::SidecarSpec;
 use crate::github::auth::{AppSettings, GitHubAuth};
 use crate::scope::{Scope, validate_label};
 
@@ -18,6 +19,27 @@ pub enum RegistrationMode {
     /// A registration token, URL, name and labels, for images that run
     /// `config.sh` themselves (e.g. myoung34/github-runner).
     Token,
+}
+
+/// Whether a runner gets a Docker engine of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DockerMode {
+    /// No Docker in the runner (jobs cannot use `services:`, `container:`,
+    /// container actions or `docker`).
+    None,
+    /// A private Docker engine per runner, in a container created and
+    /// removed with it (`engine::sidecar`).
+    Sidecar,
+}
+
+impl DockerMode {
+    /// As the pools file and the API write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Sidecar => "sidecar",
+        }
+    }
 }
 
 /// Log output format.
@@ -146,6 +168,23 @@ pub struct Config {
     /// Process limit of a runner container (none by default).
     #[arg(long, env = "RUNNER_PIDS_LIMIT")]
     pub runner_pids_limit: Option<i64>,
+    /// `sidecar`: each runner gets a private Docker engine (a container of
+    /// `RUNNER_DOCKER_IMAGE` created and removed with it), so jobs can use
+    /// `services:`, `container:`, container actions and `docker build`.
+    #[arg(long, env = "RUNNER_DOCKER", value_enum, default_value_t = DockerMode::None)]
+    pub runner_docker: DockerMode,
+    /// The image of a runner's Docker engine (`RUNNER_DOCKER=sidecar`).
+    #[arg(long, env = "RUNNER_DOCKER_IMAGE", default_value = "docker:dind")]
+    pub runner_docker_image: String,
+    /// Run a runner's Docker engine with `--privileged` (default); `false`:
+    /// an explicit capability set, for hosts that refuse `--privileged`.
+    #[arg(long, value_name = "RUNNER_DOCKER_PRIVILEGED", env = "RUNNER_DOCKER_PRIVILEGED", default_value_t = true, action = clap::ArgAction::Set)]
+    pub runner_docker_privileged: bool,
+    /// A registry mirror for runners' Docker engines (e.g.
+    /// `https://mirror.example.com`), so images are not fetched from the
+    /// internet for every job.
+    #[arg(long, env = "RUNNER_DOCKER_REGISTRY_MIRROR", value_parser = parse_registry_mirror)]
+    pub runner_docker_registry_mirror: Option<String>,
     /// How runners register: `jit` (default) or `token`.
     #[arg(long, env = "RUNNER_REGISTRATION", value_enum, default_value_t = RegistrationMode::Jit)]
     pub runner_registration: RegistrationMode,
@@ -313,6 +352,15 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// The runner's Docker engine the variables ask for (`RUNNER_DOCKER`).
+    pub fn runner_sidecar(&self) -> Option<SidecarSpec> {
+        (self.runner_docker == DockerMode::Sidecar).then(|| SidecarSpec {
+            image: self.runner_docker_image.clone(),
+            privileged: self.runner_docker_privileged,
+            registry_mirror: self.runner_docker_registry_mirror.clone(),
+        })
     }
 
     /// The pools file, when `RUNNER_POOLS_FILE` names one (empty: none).
@@ -552,6 +600,20 @@ fn positive_seconds(text: &str) -> Result<Duration, String> {
         return Err("must be at least 1 second".to_owned());
     }
     Ok(value)
+}
+
+/// A registry mirror's URL: `http://` or `https://`, nothing else (it is
+/// passed to dockerd as `--registry-mirror`).
+pub(crate) fn parse_registry_mirror(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?} is not a registry URL"));
+    }
+    Ok(url.to_owned())
 }
 
 /// A path that may be empty (`RUNNER_POOLS_FILE=` in `.env`: none).

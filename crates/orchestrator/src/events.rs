@@ -1,6 +1,7 @@
 //! Watches Docker's events for our containers' exits and retires each one
 //! (record the exit code, make sure the registration is gone, remove the
-//! container). A missed event is caught by the next reconcile pass.
+//! container); a runner whose own Docker engine exits is removed with it.
+//! A missed event is caught by the next reconcile pass.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,10 +33,15 @@ pub async fn watch_exits(fleet: Arc<Fleet>, stop: CancellationToken, beat: Beat)
             match next {
                 Some(Ok(exit)) => {
                     beat.pass();
-                    debug!(runner = %exit.name, exit_code = ?exit.exit_code, "runner container exited");
+                    debug!(runner = %exit.name, exit_code = ?exit.exit_code, engine = exit.engine, "runner container exited");
                     let fleet = fleet.clone();
                     tasks.spawn(async move {
-                        if let Err(e) = fleet.retire_exited(&exit.name).await {
+                        let outcome = if exit.engine {
+                            fleet.engine_stopped(&exit.name, exit.exit_code).await
+                        } else {
+                            fleet.retire_exited(&exit.name).await.map(drop)
+                        };
+                        if let Err(e) = outcome {
                             warn!(runner = %exit.name, error = %e, "exited runner kept; the reconciler retries");
                         }
                     });

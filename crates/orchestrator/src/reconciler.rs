@@ -211,7 +211,7 @@ impl Reconciler {
                 // `removing` until this ends, whatever the outcome.
                 let _removing = fleet.registry.begin_removal(name);
                 match fleet
-                    .deregister_then_remove(name, &container.record.scope, github_id)
+                    .deregister_then_remove(&container.record, github_id)
                     .await
                 {
                     Ok(deleted) => {
@@ -246,10 +246,64 @@ impl Reconciler {
                 }
             }
         }
+        // 7. Runners' own Docker engines: an engine (or its volumes) whose
+        //    runner is gone, and a live runner whose engine is not running.
+        self.check_sidecars(&containers, &mut report).await;
         if !report.removed.is_empty() {
             debug!(report = ?report.by_reason, "reconcile pass done");
         }
         report
+    }
+
+    /// Step 7 of a pass: what is left of engines whose runner is gone is
+    /// removed; a live runner whose engine stopped or vanished is removed
+    /// ([`crate::runners::Fleet::engine_stopped`]). `containers` is the
+    /// pass's listing; creates in flight and runners the registry knows
+    /// are left alone (their engine is made before their container).
+    async fn check_sidecars(&self, containers: &[RunnerContainer], report: &mut CleanupReport) {
+        let fleet = &self.fleet;
+        let engines = match fleet.engine.sidecars().await {
+            Ok(engines) => engines,
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("could not list runners' Docker engines: {e}"));
+                return;
+            }
+        };
+        let in_flight = fleet.registry.in_flight();
+        let running: HashSet<&str> = engines
+            .iter()
+            .filter(|e| e.running)
+            .map(|e| e.runner.as_str())
+            .collect();
+        let listed: HashSet<&str> = containers.iter().map(|c| c.record.name.as_str()).collect();
+        for engine in &engines {
+            let runner = engine.runner.as_str();
+            if listed.contains(runner)
+                || in_flight.contains(runner)
+                || fleet.registry.get_live(runner).is_some()
+            {
+                continue;
+            }
+            match fleet.engine.remove_sidecar(runner).await {
+                Ok(()) => info!(runner, "removed a Docker engine whose runner is gone"),
+                Err(e) => report.warnings.push(format!(
+                    "the Docker engine of runner {runner}, which is gone, kept for now: {e}"
+                )),
+            }
+        }
+        for container in containers
+            .iter()
+            .filter(|c| c.record.docker && !c.exited() && !running.contains(c.record.name.as_str()))
+        {
+            let name = &container.record.name;
+            if let Err(e) = fleet.engine_stopped(name, None).await {
+                report.warnings.push(format!(
+                    "runner {name}, whose Docker engine stopped, kept for now: {e}"
+                ));
+            }
+        }
     }
 
     /// Whether a live container must go, and why. `None`: keep it. The
@@ -412,6 +466,7 @@ mod tests {
             for_job: None,
             autoscaled: false,
             pool: "default".into(),
+            docker: false,
         }
     }
 

@@ -86,6 +86,7 @@ impl Application {
             Box::new(engine),
         ));
         claim_instance_id(&fleet).await?;
+        check_engine_images(&fleet).await?;
         let pools = fleet.pools.current();
         fleet
             .check_networks(&pools)
@@ -273,6 +274,25 @@ impl Application {
     }
 }
 
+/// Makes sure the image of every pool's runner engine (`docker =
+/// "sidecar"`) is present, pulling it when it is not; one that is neither
+/// stops the start, naming it. Docker out of reach does not (as in
+/// [`claim_instance_id`]).
+async fn check_engine_images(fleet: &Fleet) -> anyhow::Result<()> {
+    for image in fleet.pools.current().engine_images() {
+        match fleet.ensure_image(&image).await {
+            Ok(()) => info!(image = %image, "runners' Docker engine image is present"),
+            Err(FleetError::ImageUnavailable(_)) => anyhow::bail!(
+                "the Docker engine image {image} of a pool with docker = \"sidecar\" is not present and could not be pulled: load it into the host's engine (docker load) or give a registry it can be pulled from (RUNNER_DOCKER_IMAGE / docker_image)"
+            ),
+            Err(e) => {
+                warn!(image = %image, error = %e, "could not check the runners' Docker engine image; starting without the check");
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Claims `ORCHESTRATOR_ID` on the engine (one orchestrator per id), and
 /// names the containers with our id that another deployment owns.
 ///
@@ -344,7 +364,7 @@ async fn remove_idle_runners(fleet: &Fleet) {
         // Shown as `removing` meanwhile; released however this ends.
         let _removing = fleet.registry.begin_removal(name);
         match fleet
-            .deregister_then_remove(name, &view.record.scope, view.github_runner_id)
+            .deregister_then_remove(&view.record, view.github_runner_id)
             .await
         {
             Ok(_) => fleet.registry.retire(name),

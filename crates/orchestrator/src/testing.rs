@@ -13,7 +13,7 @@ use futures::stream::BoxStream;
 use crate::config::Config;
 use crate::engine::{
     Claim, ContainerEngine, ContainerExit, ContainerSpec, DockerError, EngineVersion, Owner,
-    RunnerContainer, RunnerLabels,
+    RunnerContainer, RunnerLabels, SidecarLeftover,
 };
 use crate::github::client::DeleteOutcome;
 use crate::github::rate_limit::RateLimitSnapshot;
@@ -33,6 +33,8 @@ pub(crate) struct FakeEngine {
     owner: Owner,
     /// By name.
     pub(crate) containers: Arc<Mutex<BTreeMap<String, RunnerContainer>>>,
+    /// Runners' Docker engines: runner name → running.
+    pub(crate) sidecars: Arc<Mutex<BTreeMap<String, bool>>>,
 }
 
 impl FakeEngine {
@@ -40,6 +42,7 @@ impl FakeEngine {
         Self {
             owner: Owner::new("test", "http://github.test", None),
             containers: Arc::default(),
+            sidecars: Arc::default(),
         }
     }
 
@@ -68,6 +71,12 @@ impl ContainerEngine for FakeEngine {
     async fn create(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let record = RunnerLabels::from_docker(&spec.labels)
             .ok_or_else(|| DockerError::Conflict("labels".into()))?;
+        if spec.sidecar.is_some() {
+            self.sidecars
+                .lock()
+                .unwrap()
+                .insert(spec.name.clone(), true);
+        }
         let container = RunnerContainer {
             id: format!("id-{}", spec.name),
             record,
@@ -95,6 +104,22 @@ impl ContainerEngine for FakeEngine {
     async fn remove(&self, name: &str) -> Result<(), DockerError> {
         self.containers.lock().unwrap().remove(name);
         Ok(())
+    }
+    async fn remove_sidecar(&self, runner: &str) -> Result<(), DockerError> {
+        self.sidecars.lock().unwrap().remove(runner);
+        Ok(())
+    }
+    async fn sidecars(&self) -> Result<Vec<SidecarLeftover>, DockerError> {
+        Ok(self
+            .sidecars
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(runner, running)| SidecarLeftover {
+                runner: runner.clone(),
+                running: *running,
+            })
+            .collect())
     }
     async fn list_runners(&self) -> Result<Vec<RunnerContainer>, DockerError> {
         Ok(self.containers.lock().unwrap().values().cloned().collect())
@@ -259,6 +284,7 @@ pub(crate) fn container(
             for_job: None,
             autoscaled: false,
             pool: "default".into(),
+            docker: false,
         },
         image: "runner:test".into(),
         running: exit_code.is_none(),

@@ -64,9 +64,14 @@ impl TestDocker {
     }
 
     /// Names of the containers attached to this test's network or labelled
-    /// with its id.
+    /// with its id, or owned by an orchestrator with its id (a runner in
+    /// its Docker engine's network namespace is on no network of its own).
     pub fn containers(&self) -> Vec<String> {
         let mut names = Self::containers_with_label(TEST_LABEL, &self.id);
+        names.extend(Self::containers_with_label(
+            "dev.gha-runners.instance",
+            &self.id,
+        ));
         let out = Command::new("docker")
             .args(["ps", "-a", "--format", "{{.Names}}", "--filter"])
             .arg(format!("network={}", self.network))

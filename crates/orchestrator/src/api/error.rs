@@ -85,6 +85,16 @@ impl From<&DockerError> for ApiError {
                     e.to_string(),
                 )
             }
+            // The runner's own engine did not come up: its image, or the
+            // rights the host gives it (RUNNER_DOCKER_PRIVILEGED).
+            DockerError::EngineFailed { .. } => {
+                error!(error = %e, "a runner's Docker engine did not start");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "docker_engine_failed",
+                    e.to_string(),
+                )
+            }
             _ => {
                 error!(error = %e, "Docker call failed");
                 ApiError::new(StatusCode::BAD_GATEWAY, "docker_error", e.to_string())

@@ -115,6 +115,12 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Orchestrator
             .iter()
             .map(|p| p.name.clone())
             .collect(),
+        docker: fleet
+            .pools
+            .current()
+            .iter()
+            .map(|p| (p.name.clone(), p.docker_mode().as_str().to_owned()))
+            .collect(),
         reload_error: fleet.pools.last_reload().and_then(|r| r.error),
     };
     let status = if !docker.reachable {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use api_types::{ErrorBody, PoolList, PoolReload, PoolStatus};
+use api_types::{ErrorBody, PoolDocker, PoolList, PoolReload, PoolStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::AppState;
 use super::error::ApiError;
 use crate::autoscaler::queued_by_pool;
-use crate::config::RegistrationMode;
+use crate::config::{DockerMode, RegistrationMode};
 use crate::pools::{Pool, Pools};
 use crate::scope::Scope;
 
@@ -135,6 +135,20 @@ fn status(pool: &Pool, runners: BTreeMap<String, usize>, queued_jobs: usize) -> 
             .collect(),
         runner_group_id: pool.runner_group_id,
         network: pool.network.clone(),
+        docker: match &pool.docker {
+            None => PoolDocker {
+                mode: DockerMode::None.as_str().to_owned(),
+                image: None,
+                privileged: None,
+                registry_mirror: None,
+            },
+            Some(sidecar) => PoolDocker {
+                mode: DockerMode::Sidecar.as_str().to_owned(),
+                image: Some(sidecar.image.clone()),
+                privileged: Some(sidecar.privileged),
+                registry_mirror: sidecar.registry_mirror.clone(),
+            },
+        },
         runners,
         queued_jobs,
     }

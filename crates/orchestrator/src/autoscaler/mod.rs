@@ -338,7 +338,7 @@ impl Autoscaler {
             .map(|view| {
                 let fleet = self.fleet.clone();
                 let name = view.record.name.clone();
-                let scope = view.record.scope.clone();
+                let record = view.record.clone();
                 let github_id = view.github_runner_id;
                 let note = match pools.get(&view.record.pool) {
                     Some(pool) => format!(
@@ -351,7 +351,7 @@ impl Autoscaler {
                     ),
                 };
                 let removal = self.fleet.operations.spawn(async move {
-                    match fleet.retire_idle(&name, &scope, github_id, note).await {
+                    match fleet.retire_idle(&record, github_id, note).await {
                         Ok(()) | Err(FleetError::Busy(_)) => {}
                         Err(e) => {
                             warn!(runner = %name, error = %e, "could not remove an idle runner")

@@ -213,6 +213,7 @@ mod tests {
             allowed_repositories: Vec::new(),
             runner_group_id: 1,
             network: "gha-runners".into(),
+            docker: None,
         }
     }
 
@@ -271,6 +272,7 @@ mod tests {
                 for_job,
                 autoscaled: true,
                 pool: pool.to_owned(),
+                docker: false,
             },
             image: "runner:test".into(),
             running: true,

@@ -27,6 +27,8 @@ pub struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     /// Process limit.
     pub pids_limit: Option<i64>,
+    /// The runner's own Docker engine, when its pool has one.
+    pub sidecar: Option<super::SidecarSpec>,
 }
 
 impl fmt::Debug for ContainerSpec {
@@ -42,6 +44,7 @@ impl fmt::Debug for ContainerSpec {
             .field("command", &self.command)
             .field("env_keys", &env_keys)
             .field("network", &self.network)
+            .field("sidecar", &self.sidecar)
             .finish_non_exhaustive()
     }
 }
@@ -82,10 +85,12 @@ pub struct EngineVersion {
 /// A die event of one of our containers.
 #[derive(Debug, Clone)]
 pub struct ContainerExit {
-    /// The container's name.
+    /// The runner's name (the container's, or the runner whose engine it is).
     pub name: String,
     /// Its exit code, when the event carried it.
     pub exit_code: Option<i64>,
+    /// Whether it was the runner's Docker engine that exited.
+    pub engine: bool,
 }
 
 #[cfg(test)]
@@ -104,6 +109,7 @@ mod tests {
             memory: None,
             nano_cpus: None,
             pids_limit: None,
+            sidecar: None,
         };
         let text = format!("{spec:?}");
         assert!(text.contains("ACTIONS_RUNNER_INPUT_JITCONFIG"));

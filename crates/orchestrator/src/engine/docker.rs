@@ -27,6 +27,7 @@ use tracing::{debug, info, warn};
 use super::error::{caused_by_io, with_causes};
 use super::labels::{self, Owner, RunnerLabels};
 use super::lease::{self, Claim, Holder, Liveness};
+use super::sidecar::{self, SidecarLeftover};
 use super::{
     ContainerEngine, ContainerExit, ContainerSpec, DockerError, EngineVersion, RunnerContainer,
 };
@@ -47,7 +48,7 @@ pub const DEFAULT_MAX_CONCURRENT_CHANGES: usize = 8;
 
 /// A kind of call that changes containers; each has slots of its own.
 #[derive(Debug, Clone, Copy)]
-enum Change {
+pub(super) enum Change {
     /// Creating a container (or the runner network): a runner's first step.
     Create,
     /// Starting a created container: what makes a runner usable.
@@ -86,12 +87,12 @@ impl Lanes {
 /// The Docker engine, scoped to what one orchestrator instance owns.
 #[derive(Debug)]
 pub struct DockerEngine {
-    docker: Docker,
+    pub(super) docker: Docker,
     negotiated: AtomicBool,
     /// The most one call may take once sent.
-    timeout: Duration,
+    pub(super) timeout: Duration,
     /// Whose containers these are: every listing is filtered by it.
-    owner: Owner,
+    pub(super) owner: Owner,
     /// What we connect to (`DOCKER_HOST`, or the default socket), named in
     /// errors.
     endpoint: String,
@@ -273,7 +274,7 @@ impl DockerEngine {
         }
     }
 
-    async fn client(&self) -> Result<&Docker, DockerError> {
+    pub(super) async fn client(&self) -> Result<&Docker, DockerError> {
         if !self.negotiated.load(Ordering::Acquire) {
             // Negotiation updates the version shared by every clone.
             self.timed(
@@ -290,7 +291,7 @@ impl DockerEngine {
     /// (untimed), then runs under the timeout. `call` does nothing until
     /// awaited (bollard's futures are lazy), so neither our timeout nor
     /// bollard's own starts while it waits.
-    async fn limited<T>(
+    pub(super) async fn limited<T>(
         &self,
         change: Change,
         operation: &'static str,
@@ -305,7 +306,7 @@ impl DockerEngine {
         self.timed(operation, call).await
     }
 
-    async fn timed<T>(
+    pub(super) async fn timed<T>(
         &self,
         operation: &'static str,
         call: impl Future<Output = Result<T, BollardError>>,
@@ -394,26 +395,38 @@ impl ContainerEngine for DockerEngine {
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
         let docker = self.client().await?;
+        if let Some(sidecar) = &spec.sidecar {
+            self.create_sidecar(spec, sidecar).await?;
+        }
+        let mut env = spec.env.clone();
+        let mut host_config = HostConfig {
+            network_mode: Some(spec.network.clone()),
+            privileged: Some(false),
+            restart_policy: Some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::NO),
+                maximum_retry_count: None,
+            }),
+            memory: spec.memory,
+            nano_cpus: spec.nano_cpus,
+            pids_limit: spec.pids_limit,
+            binds: Some(Vec::new()),
+            mounts: Some(Vec::new()),
+            ..Default::default()
+        };
+        // In the engine's network namespace, a container has no hostname
+        // of its own: the engine container carries the runner's.
+        let mut hostname = Some(spec.name.chars().take(63).collect());
+        if spec.sidecar.is_some() {
+            sidecar::runner_side(&spec.name, &mut host_config, &mut env);
+            hostname = None;
+        }
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(spec.command.clone()),
-            env: Some(spec.env.clone()),
+            env: Some(env),
             labels: Some(spec.labels.clone()),
-            hostname: Some(spec.name.chars().take(63).collect()),
-            host_config: Some(HostConfig {
-                network_mode: Some(spec.network.clone()),
-                privileged: Some(false),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::NO),
-                    maximum_retry_count: None,
-                }),
-                memory: spec.memory,
-                nano_cpus: spec.nano_cpus,
-                pids_limit: spec.pids_limit,
-                binds: Some(Vec::new()),
-                mounts: Some(Vec::new()),
-                ..Default::default()
-            }),
+            hostname,
+            host_config: Some(host_config),
             ..Default::default()
         };
         let options = CreateContainerOptionsBuilder::default()
@@ -479,6 +492,14 @@ impl ContainerEngine for DockerEngine {
             Err(DockerError::Conflict(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    async fn remove_sidecar(&self, runner: &str) -> Result<(), DockerError> {
+        self.remove_sidecar_of(runner).await
+    }
+
+    async fn sidecars(&self) -> Result<Vec<SidecarLeftover>, DockerError> {
+        self.sidecar_leftovers().await
     }
 
     async fn list_runners(&self) -> Result<Vec<RunnerContainer>, DockerError> {
@@ -713,12 +734,23 @@ fn to_docker_error(operation: &'static str, endpoint: &str, error: BollardError)
 
 fn exit_from_event(event: EventMessage) -> Option<ContainerExit> {
     let attributes = event.actor?.attributes?;
+    let exit_code = attributes.get("exitCode").and_then(|c| c.parse().ok());
+    if let Some(runner) = attributes.get(labels::ENGINE_OF) {
+        return Some(ContainerExit {
+            name: runner.clone(),
+            exit_code,
+            engine: true,
+        });
+    }
     let name = attributes
         .get(labels::NAME)
         .or_else(|| attributes.get("name"))?
         .clone();
-    let exit_code = attributes.get("exitCode").and_then(|c| c.parse().ok());
-    Some(ContainerExit { name, exit_code })
+    Some(ContainerExit {
+        name,
+        exit_code,
+        engine: false,
+    })
 }
 
 /// `Exited (137) 3 seconds ago` → 137.

@@ -30,6 +30,14 @@ pub enum DockerError {
     /// A name is taken.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A runner's own Docker engine did not come up.
+    #[error("runner {runner}: {message}")]
+    EngineFailed {
+        /// The runner.
+        runner: String,
+        /// What happened.
+        message: String,
+    },
     /// Any other answer of the engine.
     #[error("Docker refused {operation} ({status}): {message}")]
     Api {

@@ -39,6 +39,12 @@ pub const GITHUB_URL: &str = "dev.gha-runners.github-url";
 /// `repository:owner/name`, `organization:name`, or `none`): not where the
 /// runner is registered ([`SCOPE_KIND`]), which a request may choose.
 pub const HOME_SCOPE: &str = "dev.gha-runners.home-scope";
+/// `"sidecar"` on a runner that has a Docker engine of its own
+/// ([`super::sidecar`]); absent on runners without one.
+pub const DOCKER: &str = "dev.gha-runners.docker";
+/// On a runner's Docker engine container and its volumes: the runner's
+/// name. What carries it is never a runner itself.
+pub const ENGINE_OF: &str = "dev.gha-runners.engine-of";
 /// On the lease volume: who holds the instance id (see `engine::lease`).
 pub const LEASE_HOLDER: &str = "dev.gha-runners.lease-holder";
 
@@ -121,6 +127,8 @@ pub struct RunnerLabels {
     pub autoscaled: bool,
     /// The pool it belongs to.
     pub pool: String,
+    /// Whether it has a Docker engine of its own ([`super::sidecar`]).
+    pub docker: bool,
 }
 
 impl RunnerLabels {
@@ -144,12 +152,18 @@ impl RunnerLabels {
         if self.autoscaled {
             map.insert(AUTOSCALED.to_owned(), "true".to_owned());
         }
+        if self.docker {
+            map.insert(DOCKER.to_owned(), "sidecar".to_owned());
+        }
         map
     }
 
     /// Reads a record back; `None` when a label is missing or unreadable
     /// (then the container is not a runner we can manage).
     pub fn from_docker(labels: &HashMap<String, String>) -> Option<Self> {
+        if labels.contains_key(ENGINE_OF) {
+            return None;
+        }
         let scope = Scope::from_parts(labels.get(SCOPE_KIND)?, labels.get(SCOPE_TARGET)?)?;
         Some(Self {
             name: labels.get(NAME)?.clone(),
@@ -170,6 +184,7 @@ impl RunnerLabels {
                 .get(POOL)
                 .cloned()
                 .unwrap_or_else(|| crate::pools::DEFAULT_POOL.to_owned()),
+            docker: labels.get(DOCKER).is_some_and(|v| v == "sidecar"),
         })
     }
 }
@@ -196,6 +211,7 @@ mod tests {
             for_job: Some(9),
             autoscaled: true,
             pool: "large".into(),
+            docker: true,
         };
         let owner = Owner::new("test", "https://api.github.com/", None);
         let docker = record.to_docker(&owner);

@@ -7,6 +7,7 @@
 //!   which containers are ours.
 //! - [`lease`]: one orchestrator per id on an engine.
 //! - [`container`]: a container's specification and Docker's view of one.
+//! - [`sidecar`]: a runner's private Docker engine, created and removed with it.
 //! - [`error`]: every way an engine call fails ([`DockerError`]).
 
 use std::time::Duration;
@@ -18,12 +19,14 @@ pub mod docker;
 pub mod error;
 pub mod labels;
 pub mod lease;
+pub mod sidecar;
 
 pub use container::{ContainerExit, ContainerSpec, EngineVersion, RunnerContainer};
 pub use docker::DockerEngine;
 pub use error::DockerError;
 pub use labels::{Owner, RunnerLabels};
 pub use lease::Claim;
+pub use sidecar::{SidecarLeftover, SidecarSpec};
 
 /// What the runner lifecycle needs from wherever containers run. Every
 /// call is scoped to the containers of one [`Owner`]: an implementation
@@ -53,12 +56,32 @@ pub trait ContainerEngine: std::fmt::Debug + Send + Sync {
     /// [`DockerError`]; `NotFound` when there is no such container.
     async fn container_networks(&self, id_or_name: &str) -> Result<Vec<String>, DockerError>;
 
-    /// Creates a runner container (never privileged, no mounts, no restart
-    /// policy), labelled as the owner's, and returns its id; does not start it.
+    /// Creates a runner container (never privileged, no restart policy, no
+    /// mounts but its own engine's), labelled as the owner's, and returns
+    /// its id; does not start it. With [`ContainerSpec::sidecar`], the
+    /// runner's Docker engine is created first and started, and answers
+    /// before the runner's container is created ([`sidecar`]).
     ///
     /// # Errors
-    /// [`DockerError`]; `Conflict` when the name is taken.
+    /// [`DockerError`]; `Conflict` when the name is taken;
+    /// [`DockerError::EngineFailed`] when the runner's engine did not start.
+    /// What was made stays: the caller removes it ([`Self::remove`], then
+    /// [`Self::remove_sidecar`]).
     async fn create(&self, spec: &ContainerSpec) -> Result<String, DockerError>;
+
+    /// Removes runner `runner`'s Docker engine container and its volumes;
+    /// gone already is fine. Called after the runner's container is removed.
+    ///
+    /// # Errors
+    /// [`DockerError`].
+    async fn remove_sidecar(&self, runner: &str) -> Result<(), DockerError>;
+
+    /// What exists of the owner's runner engines (containers or volumes),
+    /// by runner: the reconciler removes those whose runner is gone.
+    ///
+    /// # Errors
+    /// [`DockerError`].
+    async fn sidecars(&self) -> Result<Vec<SidecarLeftover>, DockerError>;
 
     /// Starts a created container.
     ///
@@ -98,7 +121,8 @@ pub trait ContainerEngine: std::fmt::Debug + Send + Sync {
     /// [`DockerError`].
     async fn inspect_runner(&self, name: &str) -> Result<Option<RunnerContainer>, DockerError>;
 
-    /// The owner's containers' exits, as they happen. The stream ends when
+    /// The owner's containers' exits, as they happen (a runner's engine's
+    /// exit names its runner, with [`ContainerExit::engine`]). The stream ends when
     /// the connection drops; the caller asks again.
     fn exits(&self) -> BoxStream<'static, Result<ContainerExit, DockerError>>;
 

@@ -77,7 +77,7 @@ pub(super) fn register(registry: &mut Registry) {
 }
 
 /// The kinds [`docker_kind`] gives.
-const DOCKER_KINDS: [&str; 3] = ["unavailable", "permission_denied", "api"];
+const DOCKER_KINDS: [&str; 4] = ["unavailable", "permission_denied", "api", "runner_engine"];
 
 /// The kinds [`github_kind`] gives.
 const GITHUB_KINDS: [&str; 7] = [
@@ -99,6 +99,7 @@ fn docker_kind(error: &DockerError) -> Option<&'static str> {
         | DockerError::NotFound(_)
         | DockerError::Conflict(_) => None,
         DockerError::Api { .. } => Some("api"),
+        DockerError::EngineFailed { .. } => Some("runner_engine"),
     }
 }
 

@@ -74,14 +74,17 @@ pub enum FailureReason {
     DeprecatedVersion,
     /// It never came online within `RUNNER_REGISTRATION_TIMEOUT_SECONDS`.
     RegistrationTimeout,
+    /// Its own Docker engine stopped while it ran (its job, if any, failed).
+    DockerEngine,
 }
 
 impl FailureReason {
     /// Every reason, in the order the README lists them.
-    pub const ALL: [FailureReason; 3] = [
+    pub const ALL: [FailureReason; 4] = [
         FailureReason::ExitCode,
         FailureReason::DeprecatedVersion,
         FailureReason::RegistrationTimeout,
+        FailureReason::DockerEngine,
     ];
 
     /// The label value.
@@ -90,6 +93,7 @@ impl FailureReason {
             FailureReason::ExitCode => "exit_code",
             FailureReason::DeprecatedVersion => "deprecated_version",
             FailureReason::RegistrationTimeout => "registration_timeout",
+            FailureReason::DockerEngine => "docker_engine",
         }
     }
 

@@ -30,8 +30,10 @@ use serde::Deserialize;
 
 use super::{Pool, Pools};
 use crate::config::{
-    Config, MAX_SECONDS, RegistrationMode, check_runner_env, parse_command, parse_memory,
+    Config, DockerMode, MAX_SECONDS, RegistrationMode, check_runner_env, parse_command,
+    parse_memory,
 };
+use crate::engine::SidecarSpec;
 use crate::scope::{Scope, validate_label};
 
 /// GitHub's cap on labels per runner.
@@ -69,6 +71,10 @@ struct PoolTable {
     allowed_repositories: Option<Vec<String>>,
     runner_group_id: Option<i64>,
     network: Option<String>,
+    docker: Option<String>,
+    docker_image: Option<String>,
+    docker_privileged: Option<bool>,
+    docker_registry_mirror: Option<String>,
 }
 
 /// `command = "run.sh --flag"` (split as a shell would) or `["run.sh", "--flag"]`.
@@ -296,6 +302,7 @@ fn resolve(table: &PoolTable, defaults: &PoolTable, config: &Config) -> Result<P
     }
     let network = pick!(network).unwrap_or(base.network);
     check_network(&network).map_err(|e| format!("network: {e}"))?;
+    let docker = sidecar(table, defaults, config)?;
     Ok(Pool {
         name,
         labels,
@@ -314,7 +321,50 @@ fn resolve(table: &PoolTable, defaults: &PoolTable, config: &Config) -> Result<P
         allowed_repositories,
         runner_group_id,
         network,
+        docker,
     })
+}
+
+/// The pool's Docker engine: `docker` (`"none"` or `"sidecar"`) and, with
+/// `"sidecar"`, its image, rights and registry mirror; each key falls back
+/// to `[defaults]`, then to its `RUNNER_DOCKER*` variable.
+fn sidecar(
+    table: &PoolTable,
+    defaults: &PoolTable,
+    config: &Config,
+) -> Result<Option<SidecarSpec>, String> {
+    macro_rules! pick {
+        ($key:ident) => {
+            table.$key.clone().or_else(|| defaults.$key.clone())
+        };
+    }
+    let mode = match pick!(docker).as_deref() {
+        None => config.runner_docker,
+        Some("none") => DockerMode::None,
+        Some("sidecar") => DockerMode::Sidecar,
+        Some(other) => {
+            return Err(format!("docker: {other:?} is not \"none\" or \"sidecar\""));
+        }
+    };
+    if mode == DockerMode::None {
+        return Ok(None);
+    }
+    let image = pick!(docker_image).unwrap_or_else(|| config.runner_docker_image.clone());
+    if image.trim().is_empty() {
+        return Err("docker_image: empty".to_owned());
+    }
+    let registry_mirror = match pick!(docker_registry_mirror) {
+        None => config.runner_docker_registry_mirror.clone(),
+        Some(url) => Some(
+            crate::config::parse_registry_mirror(&url)
+                .map_err(|e| format!("docker_registry_mirror: {e}"))?,
+        ),
+    };
+    Ok(Some(SidecarSpec {
+        image,
+        privileged: pick!(docker_privileged).unwrap_or(config.runner_docker_privileged),
+        registry_mirror,
+    }))
 }
 
 /// A whole number of seconds, at least 1.

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{Config, RegistrationMode};
+use crate::config::{Config, DockerMode, RegistrationMode};
+use crate::engine::SidecarSpec;
 use crate::scope::Scope;
 
 /// The pool the variables define when there is no pools file, and the pool
@@ -62,6 +63,8 @@ pub struct Pool {
     pub runner_group_id: i64,
     /// The Docker network its runners join.
     pub network: String,
+    /// Each runner's own Docker engine (`docker = "sidecar"`); `None`: no Docker.
+    pub docker: Option<SidecarSpec>,
 }
 
 impl Pool {
@@ -85,6 +88,16 @@ impl Pool {
             allowed_repositories: config.allowed_repositories.clone(),
             runner_group_id: config.runner_group_id,
             network: config.runner_network.clone(),
+            docker: config.runner_sidecar(),
+        }
+    }
+
+    /// `none` or `sidecar`.
+    pub fn docker_mode(&self) -> DockerMode {
+        if self.docker.is_some() {
+            DockerMode::Sidecar
+        } else {
+            DockerMode::None
         }
     }
 
@@ -134,9 +147,27 @@ impl Pools {
         &self.pools[0]
     }
 
-    /// Every image a pool runs.
+    /// Every image a pool runs: its runners' and its runner engines'.
     pub fn images(&self) -> Vec<String> {
-        let mut images: Vec<String> = self.pools.iter().map(|p| p.image.clone()).collect();
+        let mut images: Vec<String> = self
+            .pools
+            .iter()
+            .flat_map(|p| {
+                std::iter::once(p.image.clone()).chain(p.docker.as_ref().map(|d| d.image.clone()))
+            })
+            .collect();
+        images.sort();
+        images.dedup();
+        images
+    }
+
+    /// The images of the pools' runner engines (`docker = "sidecar"`).
+    pub fn engine_images(&self) -> Vec<String> {
+        let mut images: Vec<String> = self
+            .pools
+            .iter()
+            .filter_map(|p| p.docker.as_ref().map(|d| d.image.clone()))
+            .collect();
         images.sort();
         images.dedup();
         images

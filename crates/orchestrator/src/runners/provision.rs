@@ -81,6 +81,9 @@ impl Fleet {
                 pool: c.pool.then(|| plan.pool.name.clone()),
             })?;
         self.ensure_image(&plan.image).await?;
+        if let Some(sidecar) = &plan.pool.docker {
+            self.ensure_image(&sidecar.image).await?;
+        }
 
         let attempts = join_all((0..plan.count).map(|_| self.create_one(&plan, progress))).await;
         // Each runner's name (a lost answer means a new name) stays in
@@ -103,12 +106,7 @@ impl Fleet {
             progress.begin_rollback();
             let rolled_back = created.len();
             for c in created {
-                self.roll_back(
-                    &c.container.record.name,
-                    &c.container.record.scope,
-                    c.container.record.github_runner_id,
-                )
-                .await;
+                self.roll_back(&c.container.record).await;
             }
             let index = failed.unwrap_or(0);
             let failed_name = marks[index].name().to_owned();
@@ -291,6 +289,7 @@ impl Fleet {
             for_job: plan.for_job,
             autoscaled: plan.autoscaled,
             pool: plan.pool.name.clone(),
+            docker: plan.pool.docker.is_some(),
         };
         let spec = ContainerSpec {
             name: name.to_owned(),
@@ -302,16 +301,17 @@ impl Fleet {
             memory: plan.pool.memory,
             nano_cpus: plan.pool.cpus.map(|c| (c * 1e9) as i64),
             pids_limit: plan.pool.pids_limit,
+            sidecar: plan.pool.docker.clone(),
         };
         let id = match self.create_container(&spec).await {
             Ok(id) => id,
             Err(e) => {
-                self.roll_back(name, &plan.scope, github_runner_id).await;
+                self.roll_back(&record).await;
                 return Err(e.into());
             }
         };
         if let Err(e) = self.engine.start(&id).await {
-            self.roll_back(name, &plan.scope, github_runner_id).await;
+            self.roll_back(&record).await;
             return Err(e.into());
         }
         Ok(Created {
@@ -338,16 +338,18 @@ impl Fleet {
         }
     }
 
-    /// Undoes a create: deregisters first, then removes the container.
-    /// A failure here is left to the reconciler (the registration is then
-    /// an orphan with our prefix, which the sweep deletes).
-    async fn roll_back(&self, name: &str, scope: &Scope, github_runner_id: Option<i64>) {
-        if let Some(id) = github_runner_id
-            && let Err(e) = self.github.delete_runner(scope, id).await
+    /// Undoes a create: deregisters first, then removes the container and
+    /// the runner's Docker engine. A failure here is left to the reconciler
+    /// (the registration is then an orphan with our prefix, which the sweep
+    /// deletes; an engine without its runner is removed too).
+    async fn roll_back(&self, record: &RunnerLabels) {
+        let name = record.name.as_str();
+        if let Some(id) = record.github_runner_id
+            && let Err(e) = self.github.delete_runner(&record.scope, id).await
         {
             warn!(runner = name, error = %e, "rollback: could not delete the registration; the reconciler will");
         }
-        if let Err(e) = self.engine.remove(name).await {
+        if let Err(e) = self.remove_containers(name, record.docker).await {
             warn!(runner = name, error = %e, "rollback: could not remove the container; the reconciler will");
         }
         self.registry.forget(name);

@@ -664,6 +664,7 @@ mod tests {
                 for_job: None,
                 autoscaled: false,
                 pool: "default".into(),
+                docker: false,
             },
             image: "img".into(),
             running,

@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::registry::ContainerPhase;
 use super::{Fleet, FleetError};
+use crate::engine::RunnerLabels;
 use crate::github::client::DeleteOutcome;
 use crate::metrics::FailureReason;
 use crate::scope::Scope;
@@ -41,17 +42,17 @@ impl Fleet {
                 }
             }
         };
-        let scope = view.record.scope.clone();
+        let record = &view.record;
         let github_id = match view.github_runner_id {
             Some(id) => Some(id),
-            None => self.find_registration(&scope, name).await?,
+            None => self.find_registration(&record.scope, name).await?,
         };
         // `removing` until this ends, whether it succeeds or not.
         let _removing = self.registry.begin_removal(name);
         if force {
-            self.force_remove(name, &scope, github_id).await?;
+            self.force_remove(record, github_id).await?;
         } else {
-            self.deregister_then_remove(name, &scope, github_id).await?;
+            self.deregister_then_remove(record, github_id).await?;
         }
         self.registry.forget(name);
         info!(runner = name, force, "runner deleted");
@@ -66,33 +67,34 @@ impl Fleet {
     /// As [`Self::deregister_then_remove`]; the runner is then kept, as it was.
     pub async fn retire_idle(
         &self,
-        name: &str,
-        scope: &Scope,
+        record: &RunnerLabels,
         github_id: Option<i64>,
         note: String,
     ) -> Result<(), FleetError> {
+        let name = &record.name;
         let _removing = self.registry.begin_removal(name);
-        self.deregister_then_remove(name, scope, github_id).await?;
+        self.deregister_then_remove(record, github_id).await?;
         self.registry.update(name, |v| v.reason = Some(note));
         self.registry.retire(name);
         info!(runner = %name, "idle runner removed");
         Ok(())
     }
 
-    /// Deregisters (204/404), then removes the container. Returns whether a
-    /// registration was deleted.
+    /// Deregisters (204/404), then removes the container, then the runner's
+    /// Docker engine when it has one. Returns whether a registration was
+    /// deleted.
     ///
     /// # Errors
     /// [`FleetError::Busy`] when GitHub reports a job running; GitHub or
     /// Docker errors. The container is kept on every error.
     pub async fn deregister_then_remove(
         &self,
-        name: &str,
-        scope: &Scope,
+        record: &RunnerLabels,
         github_id: Option<i64>,
     ) -> Result<bool, FleetError> {
+        let name = &record.name;
         let deleted = match github_id {
-            Some(id) => match self.github.delete_runner(scope, id).await? {
+            Some(id) => match self.github.delete_runner(&record.scope, id).await? {
                 DeleteOutcome::Deleted => true,
                 DeleteOutcome::AlreadyGone => false,
                 DeleteOutcome::Busy => return Err(FleetError::Busy(name.to_owned())),
@@ -101,19 +103,37 @@ impl Fleet {
         };
         // Give the runner process a moment to exit on its own, then remove.
         self.engine.stop(name, STOP_GRACE).await?;
-        self.engine.remove(name).await?;
+        self.remove_containers(name, record.docker).await?;
         Ok(deleted)
+    }
+
+    /// Removes runner `name`'s container, then its Docker engine (container
+    /// and volumes) when `docker`: the engine outlives its runner, never the
+    /// other way round.
+    ///
+    /// # Errors
+    /// [`crate::engine::DockerError`]; what is left is the reconciler's.
+    pub(crate) async fn remove_containers(
+        &self,
+        name: &str,
+        docker: bool,
+    ) -> Result<(), crate::engine::DockerError> {
+        self.engine.remove(name).await?;
+        if docker {
+            self.engine.remove_sidecar(name).await?;
+        }
+        Ok(())
     }
 
     /// Stops the container first, then deregisters; a registration GitHub
     /// still calls busy is left for the orphan sweep.
     async fn force_remove(
         &self,
-        name: &str,
-        scope: &Scope,
+        record: &RunnerLabels,
         github_id: Option<i64>,
     ) -> Result<bool, FleetError> {
-        self.engine.remove(name).await?;
+        let (name, scope) = (&record.name, &record.scope);
+        self.remove_containers(name, record.docker).await?;
         let Some(id) = github_id else {
             return Ok(false);
         };
@@ -211,7 +231,7 @@ impl Fleet {
             }
         };
         let deleted = self
-            .deregister_then_remove(name, &container.record.scope, github_id)
+            .deregister_then_remove(&container.record, github_id)
             .await?;
         if self.registry.move_to_history(name).is_some()
             && let Some(failure) = FailureReason::of_exit(code)
@@ -225,5 +245,69 @@ impl Fleet {
             container_removed: true,
             registration_deleted: deleted,
         }))
+    }
+
+    /// Runner `name`'s Docker engine stopped (or is gone). A runner that is
+    /// still alive has lost its Docker, so it is removed at once, and when
+    /// it was busy its failure is counted (`docker_engine`); an exited
+    /// runner is retired as usual; the leftovers of an engine whose runner
+    /// is gone are removed. A create in flight or a removal in progress
+    /// owns the runner: nothing is done here then.
+    ///
+    /// # Errors
+    /// GitHub or Docker errors; the next reconcile pass looks again.
+    pub async fn engine_stopped(
+        &self,
+        name: &str,
+        exit_code: Option<i64>,
+    ) -> Result<(), FleetError> {
+        if self.registry.get_live(name).is_some_and(|v| v.removing)
+            || self.registry.in_flight().contains(name)
+        {
+            return Ok(());
+        }
+        let Some(container) = self.engine.inspect_runner(name).await? else {
+            if self.registry.in_flight().contains(name) {
+                return Ok(());
+            }
+            self.engine.remove_sidecar(name).await?;
+            self.registry.retire(name);
+            return Ok(());
+        };
+        if container.exited() {
+            self.retire_exited(name).await?;
+            return Ok(());
+        }
+        if self.registry.get_live(name).is_none() {
+            self.registry.adopt(&container);
+        }
+        let _removing = self.registry.begin_removal(name);
+        let busy = self
+            .registry
+            .get_live(name)
+            .is_some_and(|v| v.busy || v.job.as_ref().is_some_and(|j| j.status == "in_progress"));
+        let note = format!(
+            "its Docker engine stopped (exit code {}){}",
+            exit_code.map_or("unknown".into(), |c| c.to_string()),
+            if busy { "; its job failed" } else { "" }
+        );
+        warn!(runner = name, busy, "{note}; removing the runner");
+        let github_id = match container.record.github_runner_id {
+            Some(id) => Some(id),
+            None => {
+                self.find_registration(&container.record.scope, name)
+                    .await?
+            }
+        };
+        self.force_remove(&container.record, github_id).await?;
+        self.registry.update(name, |v| {
+            v.reason = Some(note);
+            v.phase = ContainerPhase::Exited(None);
+        });
+        if self.registry.move_to_history(name).is_some() && busy {
+            self.metrics
+                .runner_failed(&container.record.pool, FailureReason::DockerEngine);
+        }
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@ mod capacity;
 mod churn;
 mod crash_recovery;
 mod docker_faults;
+mod docker_sidecar;
 mod github_app;
 mod github_faults;
 mod lifecycle;
