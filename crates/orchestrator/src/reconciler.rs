@@ -634,6 +634,65 @@ mod tests {
         }
 
         #[tokio::test]
+        async fn engines_without_runners_and_runners_without_engines_go() {
+            let (fleet, fakes) = testing::fleet();
+            let hour_ago = Utc::now() - chrono::Duration::hours(1);
+            let with_engine = |name: &str, id: i64| {
+                let mut c = container(name, id, hour_ago, None);
+                c.record.docker = true;
+                c
+            };
+            // Its engine runs: kept, with it.
+            fakes.add_container(with_engine("gha-runner-whole", 1));
+            fakes.add_registration(registration(1, "gha-runner-whole", "online", false));
+            fakes
+                .sidecars
+                .lock()
+                .unwrap()
+                .insert("gha-runner-whole".into(), true);
+            // Its engine stopped: the runner goes, then what is left of the engine.
+            fakes.add_container(with_engine("gha-runner-lost", 2));
+            fakes.add_registration(registration(2, "gha-runner-lost", "online", false));
+            fakes
+                .sidecars
+                .lock()
+                .unwrap()
+                .insert("gha-runner-lost".into(), false);
+            // No engine left at all: the runner goes too.
+            fakes.add_container(with_engine("gha-runner-bare", 3));
+            fakes.add_registration(registration(3, "gha-runner-bare", "online", false));
+            // An engine whose runner is gone (a crash between the two creates).
+            fakes
+                .sidecars
+                .lock()
+                .unwrap()
+                .insert("gha-runner-crashed".into(), true);
+            // An engine whose runner's create is still in flight: kept.
+            let _in_flight = fleet.registry.begin_create("gha-runner-coming");
+            fakes
+                .sidecars
+                .lock()
+                .unwrap()
+                .insert("gha-runner-coming".into(), true);
+
+            let report = Reconciler::new(fleet.clone()).pass().await;
+
+            assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+            assert_eq!(fakes.container_names(), vec!["gha-runner-whole".to_owned()]);
+            let engines: Vec<String> = fakes.sidecars.lock().unwrap().keys().cloned().collect();
+            assert_eq!(engines, ["gha-runner-coming", "gha-runner-whole"]);
+            assert_eq!(fakes.registration_ids(), vec![1]);
+            let lost = fleet.registry.get("gha-runner-lost").expect("in history");
+            assert!(
+                lost.reason
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("Docker engine stopped"),
+                "{lost:?}"
+            );
+        }
+
+        #[tokio::test]
         async fn a_container_created_and_never_started_is_started() {
             let (fleet, fakes) = testing::fleet();
             // A crash between `docker create` and `docker start`.

@@ -310,6 +310,7 @@ pub(crate) fn fleet() -> (Arc<Fleet>, FakeHandles) {
         containers: engine.containers.clone(),
         registrations: github.runners.clone(),
         listings_fail: github.listings_fail.clone(),
+        sidecars: engine.sidecars.clone(),
     };
     let pools = crate::pools::PoolSet::load(&config).expect("the default pool");
     let fleet = Fleet::new(Arc::new(config), pools, Box::new(github), Box::new(engine));
@@ -325,6 +326,8 @@ pub(crate) struct FakeHandles {
     pub(crate) registrations: Arc<Mutex<BTreeMap<i64, GitHubRunner>>>,
     /// Make GitHub's listings fail.
     pub(crate) listings_fail: Arc<Mutex<bool>>,
+    /// Runners' Docker engines: runner name → running.
+    pub(crate) sidecars: Arc<Mutex<BTreeMap<String, bool>>>,
 }
 
 impl FakeHandles {

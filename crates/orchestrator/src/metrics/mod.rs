@@ -364,7 +364,12 @@ mod tests {
         let names: Vec<&str> = FailureReason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
             names,
-            ["exit_code", "deprecated_version", "registration_timeout"]
+            [
+                "exit_code",
+                "deprecated_version",
+                "registration_timeout",
+                "docker_engine"
+            ]
         );
     }
 }

@@ -472,6 +472,48 @@ registration = "token"
 "#;
 
     #[test]
+    fn docker_keys_take_defaults_then_variables() {
+        let text = r#"
+[defaults]
+docker_registry_mirror = "https://mirror.example.com"
+
+[[pool]]
+name = "plain"
+labels = ["self-hosted", "plain"]
+
+[[pool]]
+name = "builds"
+labels = ["self-hosted", "builds"]
+docker = "sidecar"
+docker_privileged = false
+
+[[pool]]
+name = "own-engine"
+labels = ["self-hosted", "own"]
+docker = "sidecar"
+docker_image = "engine:test"
+"#;
+        let pools = parse(text, &config(&["--runner-docker-image", "engine:var"])).unwrap();
+        let [plain, builds, own] = [0, 1, 2].map(|i| Pool::clone(pools.iter().nth(i).unwrap()));
+        assert_eq!(plain.docker, None);
+        assert_eq!(
+            builds.docker,
+            Some(SidecarSpec {
+                image: "engine:var".into(),
+                privileged: false,
+                registry_mirror: Some("https://mirror.example.com".into()),
+            })
+        );
+        let own = own.docker.unwrap();
+        assert_eq!((own.image.as_str(), own.privileged), ("engine:test", true));
+        assert_eq!(pools.engine_images(), ["engine:test", "engine:var"]);
+
+        // RUNNER_DOCKER=sidecar makes it every pool's default.
+        let pools = parse(text, &config(&["--runner-docker", "sidecar"])).unwrap();
+        assert!(pools.iter().all(|p| p.docker.is_some()));
+    }
+
+    #[test]
     fn three_pools_take_defaults_then_variables() {
         let pools = parse(THREE, &config(&["--runner-cpus", "0.5"])).unwrap();
         let names: Vec<&str> = pools.iter().map(|p| p.name.as_str()).collect();
@@ -521,6 +563,19 @@ registration = "token"
         refused(&pool("repository = \"nope\""), &c, "\"p\"", "repository");
         refused(&pool("env = { GITHUB_TOKEN = \"x\" }"), &c, "\"p\"", "env");
         refused(&pool("network = \"bad name\""), &c, "\"p\"", "network");
+        refused(&pool("docker = \"host\""), &c, "\"p\"", "docker");
+        refused(
+            &pool("docker = \"sidecar\"\ndocker_registry_mirror = \"mirror:5000\""),
+            &c,
+            "\"p\"",
+            "docker_registry_mirror",
+        );
+        refused(
+            &pool("docker_privileged = \"no\""),
+            &c,
+            "\"p\"",
+            "docker_privileged",
+        );
         refused(&pool("command = \"sh -c 'open\""), &c, "\"p\"", "command");
         refused(&pool("runner_group_id = 0"), &c, "\"p\"", "runner_group_id");
         refused(

@@ -250,9 +250,9 @@ impl Fleet {
     /// Runner `name`'s Docker engine stopped (or is gone). A runner that is
     /// still alive has lost its Docker, so it is removed at once, and when
     /// it was busy its failure is counted (`docker_engine`); an exited
-    /// runner is retired as usual; the leftovers of an engine whose runner
-    /// is gone are removed. A create in flight or a removal in progress
-    /// owns the runner: nothing is done here then.
+    /// runner is retired as usual. A create in flight, a removal in
+    /// progress or a runner already gone own what is left: nothing is done
+    /// here then.
     ///
     /// # Errors
     /// GitHub or Docker errors; the next reconcile pass looks again.
@@ -267,11 +267,9 @@ impl Fleet {
             return Ok(());
         }
         let Some(container) = self.engine.inspect_runner(name).await? else {
-            if self.registry.in_flight().contains(name) {
-                return Ok(());
-            }
-            self.engine.remove_sidecar(name).await?;
-            self.registry.retire(name);
+            // The runner is gone: whoever removed it removes its engine
+            // next (most often this exit is that removal's own); what a
+            // failure there leaves is the reconcile pass's.
             return Ok(());
         };
         if container.exited() {

@@ -46,6 +46,7 @@ labels = ["self-hosted", "linux", "x64", "docker"]
 docker = "sidecar"
 docker_image = "{}"
 docker_privileged = false
+docker_registry_mirror = "http://registry-mirror.invalid:5000"
 max = 4
 "#,
         ensure_dind_image()
@@ -223,6 +224,22 @@ async fn a_job_uses_its_runners_own_docker_engine_and_nothing_outlives_it() {
     assert_eq!(engine_inspect["HostConfig"]["Privileged"], false);
     assert_eq!(engine_inspect["HostConfig"]["CapAdd"], json!(["ALL"]));
     assert_eq!(engine_inspect["NetworkSettings"]["Ports"], json!({}));
+    // The pool's registry mirror is the engine's.
+    let mirrors = Command::new("docker")
+        .args([
+            "exec",
+            &engine,
+            "docker",
+            "info",
+            "-f",
+            "{{.RegistryConfig.Mirrors}}",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&mirrors.stdout).contains("registry-mirror.invalid:5000"),
+        "{mirrors:?}"
+    );
     let volumes = engine_volumes(&env);
     assert_eq!(volumes.len(), 3, "{volumes:?}");
 
@@ -461,4 +478,36 @@ async fn a_crash_mid_burst_leaves_no_engine_without_its_runner() {
         let _ = env.delete(&format!("/runners/{id}?force=true")).await;
     }
     wait_all_gone(&env).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_removes_idle_engines_and_an_absent_engine_image_stops_the_start() {
+    let file = PoolsFile::new(&two_pools());
+    let mut env = start(&file).await;
+    let runner = create_in(&env, "docker", 1).await.remove(0);
+    env.wait_state(&runner, "idle", Duration::from_secs(60))
+        .await;
+    assert_eq!(engine_leftovers(&runner).1.len(), 3);
+    // A clean stop removes idle runners, and their engines with them.
+    env.terminate_orchestrator().await;
+    assert_eq!(engine_leftovers(&runner), (vec![], vec![]));
+    assert!(TestDocker::inspect(&runner).is_none());
+
+    // An engine image that is neither present nor pullable stops the start.
+    let absent = format!("gha-test-absent-engine:{}", unique_id());
+    let bad = PoolsFile::new(&two_pools().replace(ensure_dind_image(), &absent));
+    let mut command = env.orchestrator_command(crate::helpers::free_port());
+    command
+        .env("RUNNER_POOLS_FILE", &bad.path)
+        .env("ORCHESTRATOR_ID", format!("{}-bad", env.docker.id));
+    let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr).to_string()
+        + &String::from_utf8_lossy(&output.stdout);
+    assert!(
+        said.contains(&absent) && said.contains("could not be pulled"),
+        "{said}"
+    );
 }
