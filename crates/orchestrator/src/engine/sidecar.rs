@@ -186,7 +186,7 @@ impl DockerEngine {
             ),
         )
         .await?;
-        self.wait_until_ready(docker, &spec.name, &name)
+        self.wait_until_ready(docker, &spec.name, &name, &sidecar.image)
             .await
             // Counted here: this one does not come from a single call.
             .inspect_err(crate::metrics::errors::docker_error)?;
@@ -201,6 +201,7 @@ impl DockerEngine {
         docker: &Docker,
         runner: &str,
         engine: &str,
+        image: &str,
     ) -> Result<(), DockerError> {
         let probe = format!("chmod 0777 {WORK_DIR} && docker version >/dev/null 2>&1");
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
@@ -222,8 +223,7 @@ impl DockerEngine {
                 return Err(DockerError::EngineFailed {
                     runner: runner.to_owned(),
                     message: format!(
-                        "its Docker engine (image {}) exited with code {} while starting; its last lines are in the orchestrator's log",
-                        engine_image(docker, engine).await,
+                        "its Docker engine (image {image}) exited with code {} while starting; its last lines are in the orchestrator's log",
                         state.exit_code.unwrap_or(-1)
                     ),
                 });
@@ -424,16 +424,6 @@ fn engine_rights(privileged: bool) -> HostConfig {
         )])),
         ..Default::default()
     }
-}
-
-/// The image a container runs, for an error message.
-async fn engine_image(docker: &Docker, container: &str) -> String {
-    docker
-        .inspect_container(container, None::<InspectContainerOptions>)
-        .await
-        .ok()
-        .and_then(|i| i.config?.image)
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// What a runner container gets when it has an engine: the engine's network

@@ -511,3 +511,35 @@ async fn shutdown_removes_idle_engines_and_an_absent_engine_image_stops_the_star
         "{said}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_cannot_start_fails_the_create_and_leaves_nothing() {
+    // This host refuses `--privileged`, the default: the create fails with
+    // Docker's reason, and nothing of it stays (no registration, no
+    // container, no volume).
+    let file = PoolsFile::new(&two_pools().replace("docker_privileged = false\n", ""));
+    let env = start(&file).await;
+    let (status, body) = env
+        .post("/runners/create", json!({"count": 2, "pool": "docker"}))
+        .await;
+    assert_eq!(status, 502, "{body}");
+    let code = body["error"]["code"].as_str().unwrap();
+    assert!(
+        code == "docker_error" || code == "docker_engine_failed",
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back"),
+        "{body}"
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(
+        engine_volumes(&env).is_empty(),
+        "{:?}",
+        engine_volumes(&env)
+    );
+    assert!(env.registrations().await.is_empty());
+}
