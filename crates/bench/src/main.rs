@@ -1,11 +1,13 @@
 //! The project's benchmarks. Each figure is printed beside a baseline
 //! measured in the same run, with the ratio and the goal.
 //!
-//! `bench/run [runners|autoscale|gateway|scale]...` builds in release mode and runs this
+//! `bench/run [runners|autoscale|gateway|scale|docker]...` builds in release mode and runs this
 //! (no argument: every benchmark). `BENCH_ROUNDS` (default 5) sets the
 //! rounds of the runner benchmark and `BENCH_JOBS` (default 10) the jobs of
 //! the on-demand one; medians are reported. The scale benchmark's knobs are
-//! `BENCH_SCALE_*` (see [`scale`]; `BENCH_SCALE_JOBS`, default 1000).
+//! `BENCH_SCALE_*` (see [`scale`]; `BENCH_SCALE_JOBS`, default 1000), the
+//! Docker-inside-jobs one's `BENCH_DOCKER_ROUNDS` (default 5) and
+//! `BENCH_DOCKER_BURST` (default 5).
 //!
 //! - [`runners`]: create+start of 20 runners vs Docker directly; GitHub calls per lifecycle.
 //! - [`autoscale`]: webhook → container running and job queued → started, with and without a warm pool.
@@ -13,9 +15,13 @@
 //! - [`scale`]: one host under churn (1,000 jobs, `MAX_RUNNERS=25`) vs Docker
 //!   directly; bursts of 10, 50 and 100 runners; the orchestrator's own cost
 //!   (RSS, CPU, reconcile passes, GitHub calls); drift and leaks.
+//! - [`docker`]: what a runner's private Docker engine (`docker = "sidecar"`) adds to its
+//!   start, against a pool without one in the same orchestrator: to the create's answer, to
+//!   online and idle, for a burst; and where the engine's start goes.
 //! - [`phases`]: where a container's life goes, from Docker's events (the churn's phases).
 
 mod autoscale;
+mod docker;
 mod gateway;
 mod phases;
 mod runners;
@@ -61,6 +67,17 @@ async fn main() -> anyhow::Result<()> {
     }
     if runs("scale") {
         rows.extend(scale::run(&orchestrator_bin, image).await?);
+    }
+    if runs("docker") {
+        rows.extend(
+            docker::run(
+                &orchestrator_bin,
+                image,
+                number("BENCH_DOCKER_ROUNDS", 5),
+                number("BENCH_DOCKER_BURST", 5),
+            )
+            .await?,
+        );
     }
     println!();
     println!("| benchmark | baseline | measured | ratio | goal |");

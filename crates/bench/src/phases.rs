@@ -5,6 +5,9 @@
 //! the next `create` (how long a freed slot stays empty). The same recorder
 //! watches the baseline's containers and the orchestrator's, so the phases
 //! are compared on the engine's clock, whoever made the calls.
+//!
+//! [`PhaseRecorder::finish_by_name`] gives each container's events by name
+//! instead, for benchmarks that pair containers (a runner and its engine).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,9 +21,25 @@ use crate::percentile;
 
 /// Docker events of one label's containers, recorded until [`Self::finish`].
 pub(crate) struct PhaseRecorder {
-    events: Arc<Mutex<Vec<(String, String, i64)>>>,
+    events: Arc<Mutex<Vec<Event>>>,
     task: JoinHandle<()>,
 }
+
+/// One container event as Docker reported it.
+#[derive(Debug, Clone)]
+struct Event {
+    /// The container's id: names can be reused, ids cannot.
+    id: String,
+    /// The container's name, to pair containers by (a runner, `<runner>-docker`).
+    name: String,
+    action: String,
+    /// Nanoseconds since the epoch, on the engine's clock.
+    at: i64,
+}
+
+/// Each container's first time of each action (`create`, `start`, `die`,
+/// `destroy`), in nanoseconds since the epoch, by container name.
+pub(crate) type Timelines = HashMap<String, HashMap<String, i64>>;
 
 /// The medians of each phase, in milliseconds.
 #[derive(Debug, Clone, Copy, Default)]
@@ -54,14 +73,22 @@ impl PhaseRecorder {
         let sink = events.clone();
         let task = tokio::spawn(async move {
             while let Some(Ok(event)) = stream.next().await {
-                let (Some(action), Some(id), Some(at)) = (
-                    event.action,
-                    event.actor.and_then(|a| a.id),
-                    event.time_nano,
-                ) else {
+                let (Some(action), Some(actor), Some(at)) =
+                    (event.action, event.actor, event.time_nano)
+                else {
                     continue;
                 };
-                sink.lock().expect("events").push((id, action, at));
+                let Some(id) = actor.id else { continue };
+                let name = actor
+                    .attributes
+                    .and_then(|mut a| a.remove("name"))
+                    .unwrap_or_default();
+                sink.lock().expect("events").push(Event {
+                    id,
+                    name,
+                    action,
+                    at,
+                });
             }
         });
         Self { events, task }
@@ -69,21 +96,37 @@ impl PhaseRecorder {
 
     /// Stops recording and gives the phases' medians.
     pub(crate) fn finish(self) -> Phases {
+        phases(&self.stop())
+    }
+
+    /// Stops recording and gives each container's events, by name.
+    pub(crate) fn finish_by_name(self) -> Timelines {
+        let mut timelines = Timelines::new();
+        for event in self.stop() {
+            timelines
+                .entry(event.name)
+                .or_default()
+                .entry(event.action)
+                .or_insert(event.at);
+        }
+        timelines
+    }
+
+    fn stop(self) -> Vec<Event> {
         self.task.abort();
-        let events = self.events.lock().expect("events").clone();
-        phases(&events)
+        self.events.lock().expect("events").clone()
     }
 }
 
-/// The medians of `events` (container id, action, nanoseconds).
-fn phases(events: &[(String, String, i64)]) -> Phases {
+/// The medians of `events`.
+fn phases(events: &[Event]) -> Phases {
     let mut by_container: HashMap<&str, HashMap<&str, i64>> = HashMap::new();
-    for (id, action, at) in events {
+    for event in events {
         by_container
-            .entry(id)
+            .entry(&event.id)
             .or_default()
-            .entry(action)
-            .or_insert(*at);
+            .entry(&event.action)
+            .or_insert(event.at);
     }
     let ms = |from: i64, to: i64| (to - from) as f64 / 1e6;
     let span = |a: &str, b: &str| -> Vec<f64> {
@@ -129,8 +172,12 @@ mod tests {
 
     #[test]
     fn phases_are_read_per_container_and_refills_between_containers() {
-        let ev =
-            |id: &str, action: &str, ms: i64| (id.to_owned(), action.to_owned(), ms * 1_000_000);
+        let ev = |id: &str, action: &str, ms: i64| Event {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            action: action.to_owned(),
+            at: ms * 1_000_000,
+        };
         let events = [
             ev("a", "create", 0),
             ev("a", "start", 100),
