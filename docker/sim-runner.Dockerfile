@@ -40,7 +40,8 @@ ARG DOCKER_CLI_PATH=/usr/local/bin/docker
 # in it, so it may use an engine socket of group 123, mode 0660.
 RUN groupadd --gid 123 docker \
     && useradd --uid 1001 --create-home --home-dir /home/runner --groups docker runner \
-    && install -d -o runner -g runner /home/runner/_work
+    && install -d -o runner -g runner /home/runner/_work /home/runner/externals \
+    && echo "the runner stand-in's externals" >/home/runner/externals/README
 COPY --from=docker-cli ${DOCKER_CLI_PATH} /usr/local/bin/docker
 COPY --from=build /out/sim-runner /usr/local/bin/sim-runner
 RUN ln -s /usr/local/bin/sim-runner /home/runner/run.sh \

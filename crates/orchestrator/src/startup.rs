@@ -280,7 +280,7 @@ impl Application {
 /// [`claim_instance_id`]).
 async fn check_engine_images(fleet: &Fleet) -> anyhow::Result<()> {
     for image in fleet.pools.current().engine_images() {
-        match fleet.ensure_image(&image).await {
+        match fleet.ensure_image(&image, "Docker engine image").await {
             Ok(()) => info!(image = %image, "runners' Docker engine image is present"),
             Err(FleetError::ImageUnavailable(_)) => anyhow::bail!(
                 "the Docker engine image {image} of a pool with docker = \"sidecar\" is not present and could not be pulled: load it into the host's engine (docker load) or give a registry it can be pulled from (RUNNER_DOCKER_IMAGE / docker_image)"

@@ -7,7 +7,13 @@
 //!   published port of a `services:` container is `localhost` for the job.
 //! - The runner's work directory ([`WORK_DIR`]) is one volume mounted at the
 //!   same path in both, so `container:` jobs and container actions find
-//!   their files; the engine's storage is a third volume.
+//!   their files; so is its `externals` directory ([`EXTERNALS_DIR`]: the
+//!   runner's own node, which it mounts into a `container:` job for
+//!   JavaScript actions), filled from the runner's image by Docker when the
+//!   runner's container is created; the engine's storage is a fourth volume.
+//! - The engine also serves its default socket inside its own container
+//!   (`/var/run/docker.sock`), which the runner mounts into job containers,
+//!   as GitHub's hosted runners give theirs.
 //! - The engine container, its volumes and nothing else carry
 //!   [`labels::ENGINE_OF`] with the runner's name (and the owner's labels);
 //!   the runner carries [`labels::DOCKER`].
@@ -47,6 +53,9 @@ pub const DOCKER_HOST: &str = "unix:///run/gha-docker/docker.sock";
 /// The runner's work directory (the official runner image's `_work`), the
 /// same path in the engine container.
 pub const WORK_DIR: &str = "/home/runner/_work";
+/// The runner's `externals` (node for JavaScript actions), the same path in
+/// the engine container.
+pub const EXTERNALS_DIR: &str = "/home/runner/externals";
 /// The group that owns the socket (mode 0660): `docker` in the official
 /// runner image, which its user `runner` belongs to.
 pub const SOCKET_GID: &str = "123";
@@ -78,11 +87,12 @@ pub fn engine_name(runner: &str) -> String {
 }
 
 /// The runner's volumes (name, where they are mounted): the socket's, the
-/// work directory's, the engine's storage.
-fn volumes(runner: &str) -> [(String, &'static str); 3] {
+/// work directory's, the runner's externals, the engine's storage.
+fn volumes(runner: &str) -> [(String, &'static str); 4] {
     [
         (format!("{runner}-docker-socket"), SOCKET_DIR),
         (format!("{runner}-work"), WORK_DIR),
+        (format!("{runner}-externals"), EXTERNALS_DIR),
         (format!("{runner}-docker-storage"), STORAGE_DIR),
     ]
 }
@@ -131,9 +141,13 @@ impl DockerEngine {
             )
             .await?;
         }
+        // The shared socket for the runner, and the engine's default one
+        // for job containers (the runner mounts `/var/run/docker.sock`
+        // into them, a path of the engine's own file system).
         let mut command = vec![
             "dockerd".to_owned(),
             format!("--host={DOCKER_HOST}"),
+            "--host=unix:///var/run/docker.sock".to_owned(),
             format!("--group={SOCKET_GID}"),
         ];
         if let Some(mirror) = &sidecar.registry_mirror {
@@ -463,6 +477,7 @@ mod tests {
             [
                 ("r-1-docker-socket".to_owned(), SOCKET_DIR.to_owned()),
                 ("r-1-work".to_owned(), WORK_DIR.to_owned()),
+                ("r-1-externals".to_owned(), EXTERNALS_DIR.to_owned()),
             ]
         );
         assert_eq!(env, [format!("DOCKER_HOST={DOCKER_HOST}")]);

@@ -507,6 +507,8 @@ docker_image = "engine:test"
         let own = own.docker.unwrap();
         assert_eq!((own.image.as_str(), own.privileged), ("engine:test", true));
         assert_eq!(pools.engine_images(), ["engine:test", "engine:var"]);
+        // An engine's image is never one a create may ask a runner to run.
+        assert_eq!(pools.images(), ["ghcr.io/actions/actions-runner:latest"]);
 
         // RUNNER_DOCKER=sidecar makes it every pool's default.
         let pools = parse(text, &config(&["--runner-docker", "sidecar"])).unwrap();

@@ -147,15 +147,10 @@ impl Pools {
         &self.pools[0]
     }
 
-    /// Every image a pool runs: its runners' and its runner engines'.
+    /// Every image a pool's runners run (what a create may ask for when
+    /// `RUNNER_IMAGE_ALLOWLIST` is unset; never an engine's image).
     pub fn images(&self) -> Vec<String> {
-        let mut images: Vec<String> = self
-            .pools
-            .iter()
-            .flat_map(|p| {
-                std::iter::once(p.image.clone()).chain(p.docker.as_ref().map(|d| d.image.clone()))
-            })
-            .collect();
+        let mut images: Vec<String> = self.pools.iter().map(|p| p.image.clone()).collect();
         images.sort();
         images.dedup();
         images

@@ -76,16 +76,17 @@ impl ImageStatus {
 
 impl Fleet {
     /// Makes sure `image` exists locally before a create; pulls it only when
-    /// there is no local copy at all.
+    /// there is no local copy at all. `what` names it in logs and errors
+    /// (`"runner image"`, `"Docker engine image"`).
     ///
     /// # Errors
     /// [`FleetError::ImageUnavailable`] when it is neither present nor
     /// pullable; [`FleetError::Docker`] when Docker does not answer.
-    pub async fn ensure_image(&self, image: &str) -> Result<(), FleetError> {
+    pub async fn ensure_image(&self, image: &str, what: &str) -> Result<(), FleetError> {
         if self.engine.image_digest(image).await?.is_some() {
             return Ok(());
         }
-        info!(image, "runner image not present locally; pulling it now");
+        info!(image, "{what} not present locally; pulling it now");
         let result = self
             .engine
             .pull(image, CREATE_PULL_LIMIT)
@@ -97,7 +98,7 @@ impl Fleet {
         match result {
             Ok(()) => Ok(()),
             Err(e) => Err(FleetError::ImageUnavailable(format!(
-                "runner image {image} is not present locally and could not be pulled: {e}"
+                "{what} {image} is not present locally and could not be pulled: {e}"
             ))),
         }
     }
@@ -109,7 +110,8 @@ impl Fleet {
         let interval = self.config.runner_image_pull_interval;
         loop {
             let mut all_pulled = true;
-            for image in self.pools.current().images() {
+            let pools = self.pools.current();
+            for image in pools.images().into_iter().chain(pools.engine_images()) {
                 info!(image = %image, "pulling runner image");
                 let result = tokio::select! {
                     r = self.engine.pull(&image, PULL_LIMIT) => r.map_err(|e| e.to_string()),

@@ -80,9 +80,10 @@ impl Fleet {
                 max: c.max,
                 pool: c.pool.then(|| plan.pool.name.clone()),
             })?;
-        self.ensure_image(&plan.image).await?;
+        self.ensure_image(&plan.image, "runner image").await?;
         if let Some(sidecar) = &plan.pool.docker {
-            self.ensure_image(&sidecar.image).await?;
+            self.ensure_image(&sidecar.image, "Docker engine image")
+                .await?;
         }
 
         let attempts = join_all((0..plan.count).map(|_| self.create_one(&plan, progress))).await;

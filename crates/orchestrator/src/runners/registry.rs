@@ -546,10 +546,14 @@ impl Registry {
         let mut inner = self.lock();
         let present: HashSet<&str> = containers.iter().map(|c| c.record.name.as_str()).collect();
         let in_flight = inner.in_flight.clone();
+        // A runner being removed leaves with its removal, which records how
+        // it ended (its container may be gone already).
+        let removing: HashSet<String> = inner.removals.keys().cloned().collect();
         let before = inner.live.len();
         inner.live.retain(|name, view| {
             present.contains(name.as_str())
                 || in_flight.contains(name)
+                || removing.contains(name)
                 || view.known_since >= listed_at
         });
         if inner.live.len() < before {

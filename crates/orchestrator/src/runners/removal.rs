@@ -273,6 +273,16 @@ impl Fleet {
             return Ok(());
         };
         if container.exited() {
+            // Most likely it exited because its engine (its network) went:
+            // that is the reason to show.
+            self.registry.update(name, |v| {
+                v.reason.get_or_insert_with(|| {
+                    format!(
+                        "its Docker engine stopped (exit code {})",
+                        exit_code.map_or("unknown".into(), |c| c.to_string())
+                    )
+                });
+            });
             self.retire_exited(name).await?;
             return Ok(());
         }

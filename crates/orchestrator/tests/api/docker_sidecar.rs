@@ -205,8 +205,8 @@ async fn a_job_uses_its_runners_own_docker_engine_and_nothing_outlives_it() {
         .collect();
     assert_eq!(
         mounts.len(),
-        2,
-        "only the socket's and the work directory's volumes: {mounts:?}"
+        3,
+        "only the socket's, the work directory's and the externals' volumes: {mounts:?}"
     );
     assert!(mounts.contains(&(format!("{runner}-work"), "/home/runner/_work".into())));
     assert!(mounts.contains(&(format!("{runner}-docker-socket"), "/run/gha-docker".into())));
@@ -241,7 +241,7 @@ async fn a_job_uses_its_runners_own_docker_engine_and_nothing_outlives_it() {
         "{mirrors:?}"
     );
     let volumes = engine_volumes(&env);
-    assert_eq!(volumes.len(), 3, "{volumes:?}");
+    assert_eq!(volumes.len(), 4, "{volumes:?}");
 
     // Isolation: no host socket in the runner, no orchestrator on its
     // localhost (its localhost is the engine's), and the engine has no TCP
@@ -293,6 +293,10 @@ done
 echo "service answered: $answer"
 echo "inner containers: $(docker ps -a --format '{{{{.Names}}}}' | tr '\n' ' ')"
 docker run --rm {base} bash -c 'test -e /var/run/docker.sock && echo "inner sees a socket" || echo "inner sees no socket"'
+# What the runner mounts into a container: job: its externals and the
+# engine's default socket, at paths of the engine's own.
+docker run --rm -v /home/runner/externals:/__e:ro {base} cat /__e/README
+docker run --rm -v /var/run/docker.sock:/var/run/docker.sock {base} bash -c 'test -S /var/run/docker.sock && echo "job container has the engine socket"'
 "#
     );
     let job = queue_script(&env, &["docker"], &script).await;
@@ -318,6 +322,8 @@ docker run --rm {base} bash -c 'test -e /var/run/docker.sock && echo "inner sees
         "{log}"
     );
     assert!(log.contains("inner sees no socket"), "{log}");
+    assert!(log.contains("the runner stand-in's externals"), "{log}");
+    assert!(log.contains("job container has the engine socket"), "{log}");
 
     // The job's end removes the runner, then its engine and its volumes.
     wait_for(
@@ -466,7 +472,7 @@ async fn a_crash_mid_burst_leaves_no_engine_without_its_runner() {
                 && runners
                     .iter()
                     .all(|r| containers.contains(&format!("{r}-docker")))
-                && engine_volumes(&env).len() == 3 * runners.len();
+                && engine_volumes(&env).len() == 4 * runners.len();
             matched.then_some(())
         },
     )
@@ -487,7 +493,7 @@ async fn shutdown_removes_idle_engines_and_an_absent_engine_image_stops_the_star
     let runner = create_in(&env, "docker", 1).await.remove(0);
     env.wait_state(&runner, "idle", Duration::from_secs(60))
         .await;
-    assert_eq!(engine_leftovers(&runner).1.len(), 3);
+    assert_eq!(engine_leftovers(&runner).1.len(), 4);
     // A clean stop removes idle runners, and their engines with them.
     env.terminate_orchestrator().await;
     assert_eq!(engine_leftovers(&runner), (vec![], vec![]));
