@@ -85,8 +85,9 @@ impl Application {
             Box::new(github),
             Box::new(engine),
         ));
-        claim_instance_id(&fleet).await?;
+        // Before the lease: a start stopped here leaves nothing behind.
         check_engine_images(&fleet).await?;
+        claim_instance_id(&fleet).await?;
         let pools = fleet.pools.current();
         fleet
             .check_networks(&pools)
