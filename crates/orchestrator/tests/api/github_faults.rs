@@ -31,21 +31,27 @@ async fn github_500s_during_a_batch_roll_everything_back() {
         "{message}"
     );
     env.wait_nothing_left(Duration::from_secs(15)).await;
-    // Two registrations per runner at most, each second one after a lookup.
-    assert_eq!(env.jit_calls().await, 6);
+    // Two registrations per runner at most, each second one after a
+    // lookup. (Usually 6 calls; under load one runner's first call can come
+    // after the others' retries have used the faults up, and then succeed.)
+    let calls = env.jit_calls().await;
+    assert!((5..=6).contains(&calls), "{calls} registrations");
     let stats = env.sim_get("/_sim/stats").await;
     let lookups = stats["api_calls"]["GET /repos/{owner}/{repo}/actions/runners"]
         .as_i64()
         .unwrap_or(0);
-    assert!(lookups >= 3, "{stats}");
+    assert!(lookups >= calls - 3, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secondary_rate_limit_answers_503_with_retry_after() {
     let env = TestEnv::start().await;
+    // On the create's own call: a reconcile pass (every second here) lists
+    // runners under /repos/ too, and could meet the fault while the create
+    // goes through.
     env.sim_post(
         "/_sim/faults",
-        json!({"path_prefix": "/repos/", "status": 429, "count": 1, "retry_after": 2}),
+        json!({"path_prefix": "/repos/acme/app/actions/runners/generate-jitconfig", "status": 429, "count": 1, "retry_after": 2}),
     )
     .await;
     let response = env
