@@ -645,35 +645,19 @@ mod tests {
             // Its engine runs: kept, with it.
             fakes.add_container(with_engine("gha-runner-whole", 1));
             fakes.add_registration(registration(1, "gha-runner-whole", "online", false));
-            fakes
-                .sidecars
-                .lock()
-                .unwrap()
-                .insert("gha-runner-whole".into(), true);
+            fakes.add_sidecar("gha-runner-whole", true);
             // Its engine stopped: the runner goes, then what is left of the engine.
             fakes.add_container(with_engine("gha-runner-lost", 2));
             fakes.add_registration(registration(2, "gha-runner-lost", "online", false));
-            fakes
-                .sidecars
-                .lock()
-                .unwrap()
-                .insert("gha-runner-lost".into(), false);
+            fakes.add_sidecar("gha-runner-lost", false);
             // No engine left at all: the runner goes too.
             fakes.add_container(with_engine("gha-runner-bare", 3));
             fakes.add_registration(registration(3, "gha-runner-bare", "online", false));
             // An engine whose runner is gone (a crash between the two creates).
-            fakes
-                .sidecars
-                .lock()
-                .unwrap()
-                .insert("gha-runner-crashed".into(), true);
+            fakes.add_sidecar("gha-runner-crashed", true);
             // An engine whose runner's create is still in flight: kept.
             let _in_flight = fleet.registry.begin_create("gha-runner-coming");
-            fakes
-                .sidecars
-                .lock()
-                .unwrap()
-                .insert("gha-runner-coming".into(), true);
+            fakes.add_sidecar("gha-runner-coming", true);
 
             let report = Reconciler::new(fleet.clone()).pass().await;
 

@@ -339,6 +339,14 @@ impl FakeHandles {
             .insert(container.record.name.clone(), container);
     }
 
+    /// Puts a runner's Docker engine in the engine, running or stopped.
+    pub(crate) fn add_sidecar(&self, runner: &str, running: bool) {
+        self.sidecars
+            .lock()
+            .unwrap()
+            .insert(runner.to_owned(), running);
+    }
+
     /// Puts a registration on GitHub.
     pub(crate) fn add_registration(&self, runner: GitHubRunner) {
         self.registrations.lock().unwrap().insert(runner.id, runner);

@@ -122,23 +122,32 @@ impl LabelledResources {
 
     /// Names of this guard's containers (running or not) and volumes.
     pub fn remaining(&self) -> (Vec<String>, Vec<String>) {
-        let filter = format!("label={TEST_LABEL}={}", self.id);
-        let list = |args: &[&str]| {
-            let out = Command::new("docker")
-                .args(args)
-                .args(["--filter", &filter])
-                .output()
-                .expect("docker CLI");
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        };
-        (
-            list(&["ps", "-a", "--format", "{{.Names}}"]),
-            list(&["volume", "ls", "-q"]),
-        )
+        labelled(&format!("{TEST_LABEL}={}", self.id))
     }
+}
+
+/// Names of the containers (running or not) and of the volumes that carry
+/// `label` (`key=value`, or a key alone).
+///
+/// # Panics
+/// When the docker CLI cannot run.
+pub fn labelled(label: &str) -> (Vec<String>, Vec<String>) {
+    let filter = format!("label={label}");
+    let list = |args: &[&str]| {
+        let out = Command::new("docker")
+            .args(args)
+            .args(["--filter", &filter])
+            .output()
+            .expect("docker CLI");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    (
+        list(&["ps", "-a", "--format", "{{.Names}}"]),
+        list(&["volume", "ls", "-q"]),
+    )
 }
 
 impl Default for LabelledResources {

@@ -399,20 +399,7 @@ impl ContainerEngine for DockerEngine {
             self.create_sidecar(spec, sidecar).await?;
         }
         let mut env = spec.env.clone();
-        let mut host_config = HostConfig {
-            network_mode: Some(spec.network.clone()),
-            privileged: Some(false),
-            restart_policy: Some(RestartPolicy {
-                name: Some(RestartPolicyNameEnum::NO),
-                maximum_retry_count: None,
-            }),
-            memory: spec.memory,
-            nano_cpus: spec.nano_cpus,
-            pids_limit: spec.pids_limit,
-            binds: Some(Vec::new()),
-            mounts: Some(Vec::new()),
-            ..Default::default()
-        };
+        let mut host_config = base_host_config(spec);
         // In the engine's network namespace, a container has no hostname
         // of its own: the engine container carries the runner's.
         let mut hostname = Some(spec.name.chars().take(63).collect());
@@ -729,6 +716,25 @@ fn to_docker_error(operation: &'static str, endpoint: &str, error: BollardError)
             operation,
             message: format!("{endpoint}: {}", with_causes(&other)),
         },
+    }
+}
+
+/// What every container of a runner starts from (its engine's too): the
+/// pool's network and limits, unprivileged, no mounts, no restart policy.
+pub(super) fn base_host_config(spec: &ContainerSpec) -> HostConfig {
+    HostConfig {
+        network_mode: Some(spec.network.clone()),
+        privileged: Some(false),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::NO),
+            maximum_retry_count: None,
+        }),
+        memory: spec.memory,
+        nano_cpus: spec.nano_cpus,
+        pids_limit: spec.pids_limit,
+        binds: Some(Vec::new()),
+        mounts: Some(Vec::new()),
+        ..Default::default()
     }
 }
 

@@ -28,19 +28,18 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::exec::StartExecResults;
 use bollard::models::{
-    ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, ExecConfig, HostConfig, Mount, MountType, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveVolumeOptionsBuilder,
 };
 use futures::StreamExt;
 use tracing::{info, warn};
 
+use super::ContainerEngine;
 use super::container::ContainerSpec;
-use super::docker::{Change, DockerEngine};
+use super::docker::{Change, DockerEngine, base_host_config};
 use super::error::DockerError;
 use super::labels;
 
@@ -166,21 +165,13 @@ impl DockerEngine {
             labels: Some(owned),
             hostname: Some(spec.name.chars().take(63).collect()),
             host_config: Some(HostConfig {
-                network_mode: Some(spec.network.clone()),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::NO),
-                    maximum_retry_count: None,
-                }),
-                memory: spec.memory,
-                nano_cpus: spec.nano_cpus,
-                pids_limit: spec.pids_limit,
                 mounts: Some(
                     volumes(&spec.name)
                         .iter()
                         .map(|(volume, target)| volume_mount(volume, target))
                         .collect(),
                 ),
-                ..engine_rights(sidecar.privileged)
+                ..engine_rights(sidecar.privileged, base_host_config(spec))
             }),
             ..Default::default()
         };
@@ -324,22 +315,8 @@ impl DockerEngine {
     /// already is fine. Call it once the runner's container is removed
     /// (a volume in use cannot be removed).
     pub(super) async fn remove_sidecar_of(&self, runner: &str) -> Result<(), DockerError> {
+        self.remove(&engine_name(runner)).await?;
         let docker = self.client().await?;
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        match self
-            .limited(
-                Change::Remove,
-                "remove Docker engine container",
-                docker.remove_container(&engine_name(runner), Some(options)),
-            )
-            .await
-        {
-            Ok(()) | Err(DockerError::NotFound(_) | DockerError::Conflict(_)) => {}
-            Err(e) => return Err(e),
-        }
         for (volume, _) in volumes(runner) {
             let options = RemoveVolumeOptionsBuilder::default().force(true).build();
             match self
@@ -411,11 +388,11 @@ impl DockerEngine {
 
 /// The engine container's rights: `--privileged`, or the explicit set that
 /// works where the host refuses it.
-fn engine_rights(privileged: bool) -> HostConfig {
+fn engine_rights(privileged: bool, base: HostConfig) -> HostConfig {
     if privileged {
         return HostConfig {
             privileged: Some(true),
-            ..Default::default()
+            ..base
         };
     }
     HostConfig {
@@ -436,7 +413,7 @@ fn engine_rights(privileged: bool) -> HostConfig {
             "/sys/fs/cgroup".to_owned(),
             "rw".to_owned(),
         )])),
-        ..Default::default()
+        ..base
     }
 }
 
@@ -486,10 +463,13 @@ mod tests {
 
     #[test]
     fn without_privileged_the_engine_gets_the_explicit_set() {
-        let rights = engine_rights(false);
+        let rights = engine_rights(false, HostConfig::default());
         assert_eq!(rights.privileged, Some(false));
         assert_eq!(rights.cap_add.unwrap(), ["ALL"]);
         assert!(rights.tmpfs.unwrap().contains_key("/sys/fs/cgroup"));
-        assert_eq!(engine_rights(true).privileged, Some(true));
+        assert_eq!(
+            engine_rights(true, HostConfig::default()).privileged,
+            Some(true)
+        );
     }
 }

@@ -64,36 +64,12 @@ async fn start(file: &PoolsFile) -> TestEnv {
 
 /// Creates `count` runners of pool `pool` through the API; their names.
 async fn create_in(env: &TestEnv, pool: &str, count: u32) -> Vec<String> {
-    let (status, body) = env
-        .post("/runners/create", json!({"count": count, "pool": pool}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    body["runners"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect()
+    env.create_with(json!({"count": count, "pool": pool})).await
 }
 
 /// Containers and volumes of runner `runner`'s engine that exist.
 fn engine_leftovers(runner: &str) -> (Vec<String>, Vec<String>) {
-    let filter = format!("label=dev.gha-runners.engine-of={runner}");
-    let list = |args: &[&str]| {
-        let out = Command::new("docker")
-            .args(args)
-            .args(["--filter", &filter])
-            .output()
-            .expect("docker CLI");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
-    (
-        list(&["ps", "-a", "--format", "{{.Names}}"]),
-        list(&["volume", "ls", "-q"]),
-    )
+    dind::labelled(&format!("dev.gha-runners.engine-of={runner}"))
 }
 
 /// Every engine volume of this test's orchestrator.

@@ -410,7 +410,12 @@ impl TestEnv {
 
     /// Creates `count` runners and returns their ids.
     pub async fn create(&self, count: u32) -> Vec<String> {
-        let (status, body) = self.post("/runners/create", json!({"count": count})).await;
+        self.create_with(json!({"count": count})).await
+    }
+
+    /// Creates runners as `request` asks (it must succeed) and returns their ids.
+    pub async fn create_with(&self, request: Value) -> Vec<String> {
+        let (status, body) = self.post("/runners/create", request).await;
         assert_eq!(status, 201, "{body}");
         body["runners"]
             .as_array()
